@@ -1,0 +1,5 @@
+"""`python -m hipaacheck` runs the same CLI as the `hipaacheck` console script."""
+
+from hipaacheck.cli import main
+
+main()

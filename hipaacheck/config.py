@@ -1,0 +1,314 @@
+"""
+The inventory (`hipaacheck.yaml`): what to scan and the policy to judge it by.
+
+Validation is strict: unknown keys, wrong types and unknown check ids refuse the run with an
+error that names the file, line and key path, never the offending value. Secrets are never
+written in the file: `${ENV_VAR}` references are expanded at load time into `Secret` values
+that redact themselves, and libpq, the AWS credential chain and kubeconfig files supply the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hipaacheck.check import Policy
+from hipaacheck.errors import ConfigError
+from hipaacheck.model import Target, TargetKind
+from hipaacheck.redact import Secret
+
+SCHEMA_VERSION = 1
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+SecretField = Annotated[Secret, Field(json_schema_extra={"type": "string", "format": "secret"})]
+
+
+class TlsEndpointConfig(_Strict):
+    """One TLS endpoint to probe."""
+
+    name: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    zone: Literal["internal", "external"] = "external"
+    server_name: str | None = None
+    """SNI and the name the certificate must match; defaults to `host`."""
+    starttls: Literal["postgres", "smtp", "imap", "pop3", "ftp", "ldap", "xmpp"] | None = None
+    ca_bundle: Path | None = None
+    """A PEM bundle that internal endpoints' chains must verify against."""
+    expect_tls: bool = True
+    attack_probes: bool = False
+    """Opt in to attack-shaped probes (Heartbleed, ROBOT, CCS) for this endpoint."""
+
+
+class TlsConfig(_Strict):
+    """The `tls` section."""
+
+    endpoints: list[TlsEndpointConfig] = []
+
+
+class AwsAccountConfig(_Strict):
+    """One AWS account: credentials from a profile or the default chain, never from here."""
+
+    name: str
+    profile: str | None = None
+    regions: list[str] = Field(min_length=1)
+    endpoint_url: str | None = None
+    """A local AWS-compatible endpoint (moto, LocalStack); also honoured from AWS_ENDPOINT_URL."""
+    role_arn: str | None = None
+    external_id: SecretField | None = None
+
+
+class AwsConfig(_Strict):
+    """The `aws` section."""
+
+    accounts: list[AwsAccountConfig] = []
+
+
+class KubernetesClusterConfig(_Strict):
+    """One Kubernetes cluster, reached through a kubeconfig context or in-cluster credentials."""
+
+    name: str
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    namespaces: list[str] = []
+    """Namespaces holding PHI workloads; empty means every namespace."""
+
+
+class KubernetesConfig(_Strict):
+    """The `kubernetes` section."""
+
+    clusters: list[KubernetesClusterConfig] = []
+
+
+class PostgresConnection(_Strict):
+    """
+    A libpq connection. Any of `conninfo`, `service` or the PG* environment supply the
+    parameters; a password comes from `${ENV}` in the conninfo, PGPASSWORD or the passfile.
+    """
+
+    conninfo: SecretField = Field(default_factory=lambda: Secret(""))
+    service: str | None = None
+    passfile: Path | None = None
+
+    def libpq_conninfo(self) -> str:
+        """The conninfo string to hand to libpq (a secret: never log it)."""
+        parts = [self.conninfo.reveal()]
+        if self.service:
+            parts.append(f"service={self.service}")
+        if self.passfile:
+            parts.append(f"passfile={self.passfile}")
+        return " ".join(p for p in parts if p)
+
+
+class PostgresConfig(_Strict):
+    """
+    One application database and the audit store that records access to it.
+    """
+
+    name: str
+    application: PostgresConnection
+    audit: PostgresConnection | None = None
+    audit_tables: list[str] = []
+    """Qualified names (`audit.access_log`) of the relations that hold the audit trail."""
+
+
+class LogSinkConfig(_Strict):
+    """A set of log files: paths, globs or directories."""
+
+    name: str
+    paths: list[str] = Field(min_length=1)
+    max_bytes_per_file: int = Field(default=256 * 1024 * 1024, ge=1)
+
+
+class LogsConfig(_Strict):
+    """The `logs` section."""
+
+    sinks: list[LogSinkConfig] = []
+
+
+class PolicyConfig(_Strict):
+    """The `policy` section: thresholds the checks judge against."""
+
+    min_backup_retention_days: int = Field(default=7, ge=1)
+    min_audit_retention_days: int = Field(default=2192, ge=1)
+    cert_expiry_warning_days: int = Field(default=30, ge=0)
+    require_customer_managed_keys: bool = False
+
+    def to_policy(self) -> Policy:
+        """The policy object handed to checks."""
+        return Policy(
+            min_backup_retention_days=self.min_backup_retention_days,
+            min_audit_retention_days=self.min_audit_retention_days,
+            cert_expiry_warning_days=self.cert_expiry_warning_days,
+            require_customer_managed_keys=self.require_customer_managed_keys)
+
+
+class ChecksSelection(_Strict):
+    """The `checks` section: which checks run by default."""
+
+    only: list[str] = []
+    skip: list[str] = []
+
+
+class ScanSettings(_Strict):
+    """The `scan` section: concurrency and deadlines."""
+
+    workers: int = Field(default=8, ge=1, le=256)
+    probe_timeout_seconds: float = Field(default=10.0, gt=0)
+    check_deadline_seconds: float = Field(default=120.0, gt=0)
+
+
+class Inventory(_Strict):
+    """The whole `hipaacheck.yaml`."""
+
+    version: Literal[1] = 1
+    organization: str = "Unnamed organisation"
+    tls: TlsConfig = TlsConfig()
+    aws: AwsConfig = AwsConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    postgres: list[PostgresConfig] = []
+    logs: LogsConfig = LogsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    checks: ChecksSelection = ChecksSelection()
+    scan: ScanSettings = ScanSettings()
+
+    @field_validator("postgres")
+    @classmethod
+    def _unique_pg_names(cls, value: list[PostgresConfig]) -> list[PostgresConfig]:
+        names = [p.name for p in value]
+        if len(names) != len(set(names)):
+            raise ValueError("postgres entries need unique names")
+        return value
+
+    def targets(self) -> list[Target]:
+        """Every target of the inventory, with stable ids."""
+        targets = [Target(TargetKind.TLS_ENDPOINT, f"tls:{e.name}", e.name, e)
+                   for e in self.tls.endpoints]
+        targets += [Target(TargetKind.AWS, f"aws:{a.name}", a.name, a) for a in self.aws.accounts]
+        targets += [Target(TargetKind.KUBERNETES, f"k8s:{c.name}", c.name, c)
+                    for c in self.kubernetes.clusters]
+        targets += [Target(TargetKind.POSTGRES, f"postgres:{p.name}", p.name, p)
+                    for p in self.postgres]
+        targets += [Target(TargetKind.LOG_SINK, f"logs:{s.name}", s.name, s)
+                    for s in self.logs.sinks]
+        ids = [t.id for t in targets]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ConfigError(f"duplicate target names: {', '.join(duplicates)}")
+        return targets
+
+    def fingerprint(self) -> str:
+        """
+        A SHA-256 over the inventory with every secret replaced by a marker: it changes when
+        the scope changes, and reveals nothing.
+        """
+        dumped = self.model_dump(mode="json")
+        blob = json.dumps(dumped, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _expand_env(node: Any, path: tuple[str | int, ...], env: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, path + (k,), env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, path + (i,), env) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{_dotted(path)}: environment variable {name} is not set")
+            return env[name]
+        return _ENV_REF.sub(sub, node)
+    return node
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of the YAML node at `path`, or of its deepest existing ancestor."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = value if part != path[-1] else key
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part < len(node.value):
+                child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def _walk_errors(exc: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        yield loc, error["msg"]
+
+
+def parse_inventory(text: str, source: str = "<config>",
+                    env: dict[str, str] | None = None) -> Inventory:
+    """
+    Validate YAML text into an `Inventory`; raise `ConfigError` naming lines and key paths.
+    """
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: not valid YAML") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping")
+    data = _expand_env(data, (), dict(os.environ) if env is None else env)
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for loc, msg in _walk_errors(exc):
+            line = _line_of(root, loc)
+            lines.append(f"{source}:{line}: {_dotted(loc)}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_inventory(path: Path, env: dict[str, str] | None = None) -> Inventory:
+    """Read and validate the inventory file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror})") from None
+    return parse_inventory(text, str(path), env)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the inventory file."""
+    schema = Inventory.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hipaacheck inventory"
+    return schema

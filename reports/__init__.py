@@ -1,0 +1,3 @@
+"""
+Report templates, installed as `hipaacheck.reports`. Presentation only: no logic lives here.
+"""
