@@ -13,6 +13,7 @@ setup(
     package_dir={"hipaacheck.checks": "checks", "hipaacheck.reports": "reports"},
     package_data={
         "hipaacheck.reports": ["templates/*"],
+        "hipaacheck": ["example.yaml", "py.typed"],
         "hipaacheck.lab": ["fixtures/**/*"],
     },
     include_package_data=True,
