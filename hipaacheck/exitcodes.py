@@ -47,9 +47,9 @@ def verdict(result: ScanResult) -> str:
     if not result.complete:
         return "Incomplete: the scan was interrupted before every check finished."
     if counts[Status.UNVERIFIED] or counts[Status.ERROR]:
-        head = f"{counts[Status.FAIL]} failed, " if counts[Status.FAIL] else ""
-        return (f"Not verified: {head}{counts[Status.UNVERIFIED]} unverified and "
-                f"{counts[Status.ERROR]} errored controls could not be observed.")
+        tail = f"; {counts[Status.FAIL]} failed" if counts[Status.FAIL] else ""
+        return (f"Not verified: {counts[Status.UNVERIFIED]} unverified and "
+                f"{counts[Status.ERROR]} errored findings could not be observed{tail}.")
     if counts[Status.FAIL]:
         return f"{counts[Status.FAIL]} controls failed."
     if counts[Status.WARN]:

@@ -94,7 +94,9 @@ def run_task(task: Task, ctx: CheckContext) -> list[Finding]:
         return [builder.make(Status.ERROR, target.name,
                              "The check attempted a write operation, which hipaacheck refused.")]
     except Exception as exc:  # noqa: BLE001 - isolation: one broken check never stops the scan
-        frames = "".join(traceback.format_tb(exc.__traceback__))
+        # File, line and function only: no source text, no locals, no exception message.
+        frames = "\n".join(f"  {fs.filename}:{fs.lineno} in {fs.name}"
+                           for fs in traceback.extract_tb(exc.__traceback__))
         logger.debug("check %s raised %s\n%s", check.meta.id, type(exc).__name__, frames)
         return [builder.make(Status.ERROR, target.name,
                              f"Internal error in check ({type(exc).__name__}).")]

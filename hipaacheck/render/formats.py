@@ -21,7 +21,7 @@ import jinja2
 from hipaacheck.render.view import build_view
 from hipaacheck.result import ScanResult
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
 def _md_escape(value: Any) -> str:

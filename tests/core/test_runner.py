@@ -1,0 +1,100 @@
+"""The runner isolates checks, enforces deadlines and never turns a failure into a pass."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from hipaacheck.check import CheckContext, Memo, Policy
+from hipaacheck.model import Status, UnknownReason
+from hipaacheck.registry import Registry
+from hipaacheck.runner import scan
+
+from fakes import Behaving, target
+
+
+def _ctx() -> CheckContext:
+    return CheckContext(clients=None, policy=Policy(), logger=logging.getLogger("t"),
+                        clock=lambda: datetime.now(timezone.utc))
+
+
+def _scan(*checks, targets=None, deadline=30.0):
+    return scan(Registry.from_checks(checks), targets or [target()], _ctx(),
+                organization="o", config_fingerprint="f", workers=4, deadline=deadline)
+
+
+def test_each_behaviour_maps_to_its_status():
+    # Given checks that pass, fail, cannot look, crash and try to write
+    result = _scan(Behaving("f.pass", "pass"), Behaving("f.fail", "fail"),
+                   Behaving("f.unavailable", "unavailable"), Behaving("f.crash", "crash"),
+                   Behaving("f.write", "write"))
+    # Then each gets its honest status and the scan finishes
+    by_id = {f.check_id: f for f in result.findings}
+    assert by_id["f.pass"].status is Status.PASS
+    assert by_id["f.fail"].status is Status.FAIL
+    assert by_id["f.unavailable"].status is Status.UNVERIFIED
+    assert by_id["f.unavailable"].needs == "logs:Read"
+    assert by_id["f.unavailable"].unknown_reason is UnknownReason.ACCESS_DENIED
+    assert by_id["f.crash"].status is Status.ERROR
+    assert by_id["f.write"].status is Status.ERROR
+    assert result.complete and result.tasks == 5
+
+
+def test_exception_message_stays_out_of_findings_and_logs(caplog):
+    caplog.set_level(logging.DEBUG, logger="hipaacheck")
+    result = _scan(Behaving("f.crash", "crash"))
+    assert "canary-secret" not in repr(result.findings)
+    assert "canary-secret" not in caplog.text
+    assert "RuntimeError" in result.findings[0].reason
+
+
+def test_hung_check_costs_only_its_deadline():
+    # Given one check that hangs and one that answers, on one worker each
+    release = threading.Event()
+    try:
+        start = time.monotonic()
+        result = _scan(Behaving("f.hang", "hang", release), Behaving("f.pass", "pass"),
+                       deadline=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+    by_id = {f.check_id: f for f in result.findings}
+    assert by_id["f.hang"].status is Status.UNVERIFIED
+    assert by_id["f.hang"].unknown_reason is UnknownReason.TIMEOUT
+    assert by_id["f.pass"].status is Status.PASS
+    assert elapsed < 5
+
+
+def test_checks_run_concurrently():
+    checks = [Behaving(f"f.c{i}", "pass") for i in range(40)]
+    result = _scan(*checks, targets=[target("a"), target("b")])
+    assert len(result.findings) == 80
+    assert {f.status for f in result.findings} == {Status.PASS}
+
+
+def test_load_failure_becomes_error_finding():
+    from hipaacheck.registry import LoadFailure
+
+    registry = Registry.from_checks([Behaving("f.pass", "pass")], [LoadFailure("x.broken", "E")])
+    result = scan(registry, [target()], _ctx(), organization="o", config_fingerprint="f")
+    broken = [f for f in result.findings if f.check_id == "x.broken"]
+    assert broken and broken[0].status is Status.ERROR
+
+
+def test_memo_computes_once_and_caches_failures():
+    memo = Memo()
+    calls = []
+
+    def compute():
+        calls.append(1)
+        raise PermissionError("denied")
+
+    for _ in range(3):
+        with pytest.raises(PermissionError):
+            memo.get("k", compute)
+    assert len(calls) == 1
+    assert memo.get("v", lambda: 5) == 5 and memo.get("v", lambda: 6) == 5
