@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from enum import Enum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -249,6 +250,30 @@ def checks_show(check_id: Annotated[str, typer.Argument(help="A check id.")]) ->
     for op in meta.operations:
         console.print(f"  {op.system.value}: {escape(op.action)}"
                       + (f" ({escape(op.why)})" if op.why else ""))
+
+
+class PermissionsFor(str, Enum):
+    """The systems `hipaacheck permissions` can write a grant for."""
+
+    AWS = "aws"
+    KUBERNETES = "kubernetes"
+    POSTGRES = "postgres"
+
+
+@app.command()
+@_guarded
+def permissions(
+    system: Annotated[PermissionsFor, typer.Argument(help="aws, kubernetes or postgres.")],
+    only: Annotated[list[str] | None, typer.Option(help="Limit to these checks.")] = None,
+) -> None:
+    """Print the least-privilege read-only grant for the selected checks."""
+    from hipaacheck import permissions as grants
+
+    metas = load_registry().select(only or []).metas()
+    writer = {PermissionsFor.AWS: grants.aws_policy,
+              PermissionsFor.KUBERNETES: grants.kubernetes_cluster_role,
+              PermissionsFor.POSTGRES: grants.postgres_role_sql}[system]
+    sys.stdout.write(writer(metas))
 
 
 @config_app.command("schema")

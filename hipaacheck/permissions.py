@@ -1,0 +1,69 @@
+"""
+Least-privilege grants derived from the operations the selected checks declare.
+
+The same declarations that document a check generate the IAM policy, the Kubernetes ClusterRole
+and the PostgreSQL role a scan needs, so the documented permissions cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+
+import yaml
+
+from hipaacheck.errors import RegistryError
+from hipaacheck.model import CheckMeta, System
+
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+
+def _actions(metas: Iterable[CheckMeta], system: System) -> list[str]:
+    return sorted({op.action for m in metas for op in m.operations if op.system is system})
+
+
+def aws_policy(metas: Iterable[CheckMeta]) -> str:
+    """An IAM policy document allowing exactly the declared AWS actions."""
+    actions = _actions(metas, System.AWS)
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "HipaacheckReadOnly", "Effect": "Allow", "Action": actions, "Resource": "*"}]}
+    return json.dumps(policy, indent=2) + "\n"
+
+
+def _split_k8s(action: str) -> tuple[str, str, str]:
+    verb, _, resource = action.partition(" ")
+    head, _, tail = resource.partition("/")
+    group, name = (head, tail) if "." in head and tail else ("", resource)
+    if verb not in READ_VERBS or not name:
+        raise RegistryError(f"Kubernetes operation {action!r} is not a read-only verb and resource")
+    return verb, group, name
+
+
+def kubernetes_cluster_role(metas: Iterable[CheckMeta], name: str = "hipaacheck-read") -> str:
+    """A ClusterRole granting only the declared get and list verbs."""
+    rules: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for action in _actions(metas, System.KUBERNETES):
+        verb, group, resource = _split_k8s(action)
+        rules[(group, resource)].add(verb)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "hipaacheck"}},
+        "rules": [{"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
+                  for (group, resource), verbs in sorted(rules.items())],
+    }
+    return yaml.safe_dump(role, sort_keys=False)
+
+
+def postgres_role_sql(metas: Iterable[CheckMeta], role: str = "hipaacheck") -> str:
+    """SQL that creates a read-only monitoring role for the declared catalog reads."""
+    views = _actions(metas, System.POSTGRES)
+    lines = [
+        f"-- Read-only monitoring role for hipaacheck. Catalog reads used: {', '.join(views)}",
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;",
+        f"ALTER ROLE {role} SET default_transaction_read_only = on;",
+        f"GRANT pg_read_all_settings TO {role};",
+        f"GRANT pg_monitor TO {role};",
+        f"-- Set its password outside any script kept in version control:  \\password {role}",
+    ]
+    return "\n".join(lines) + "\n"
