@@ -72,7 +72,7 @@ class Standard(str, enum.Enum):
     CONTINGENCY = "164.308(a)(7)"
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """
         The standard's name as the rule words it.
         """

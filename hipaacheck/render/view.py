@@ -72,7 +72,7 @@ def build_view(result: ScanResult) -> ReportView:
     for standard, findings in result.by_standard().items():
         chosen = sorted(findings, key=urgency)
         counts = {s.value: n for s, n in result.counts(chosen).items()}
-        sections.append(Section(standard, standard.title, counts,
+        sections.append(Section(standard, standard.label, counts,
                                 tuple(_row(f, titles) for f in chosen)))
     unverified = tuple(_row(f, titles) for f in sorted(result.findings, key=urgency)
                        if f.status in (Status.UNVERIFIED, Status.ERROR))
