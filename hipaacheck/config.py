@@ -144,6 +144,7 @@ class PolicyConfig(_Strict):
     """The `policy` section: thresholds the checks judge against."""
 
     min_backup_retention_days: int = Field(default=7, ge=1)
+    recommended_backup_retention_days: int = Field(default=35, ge=1)
     min_audit_retention_days: int = Field(default=2192, ge=1)
     cert_expiry_warning_days: int = Field(default=30, ge=0)
     require_customer_managed_keys: bool = False
@@ -152,6 +153,7 @@ class PolicyConfig(_Strict):
         """The policy object handed to checks."""
         return Policy(
             min_backup_retention_days=self.min_backup_retention_days,
+            recommended_backup_retention_days=self.recommended_backup_retention_days,
             min_audit_retention_days=self.min_audit_retention_days,
             cert_expiry_warning_days=self.cert_expiry_warning_days,
             require_customer_managed_keys=self.require_customer_managed_keys)
