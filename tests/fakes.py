@@ -62,6 +62,8 @@ class Behaving(Check[Obs]):
         out = self.findings(target)
         if obs.value == "fail":
             return [out.failed(target.name, "Observed failing.")]
+        if obs.value == "warn":
+            return [out.warned(target.name, "Holds, below good practice.")]
         return [out.passed(target.name, "Observed holding.")]
 
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 import socket
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from hipaacheck.cli import app
+from hipaacheck.check import CheckContext, Policy
 from hipaacheck.exitcodes import FailOn, exit_code
-from hipaacheck.model import Status
-from reports.sample import sample_result
+from hipaacheck.registry import Registry
+from hipaacheck.runner import scan
+
+from fakes import Behaving, target
 
 runner = CliRunner()
 
 CLEAN = "2026-12-03T10:00:00Z INFO request served status=200 duration_ms=12\n"
-LEAKY = '2026-12-03T10:00:01Z INFO patient lookup {"ssn": "219-09-9999"}\n'
+LEAKY = '2026-12-03T10:00:01Z INFO patient lookup {"ssn": "431-27-8765"}\n'
 
 
 def _write_config(tmp_path: Path, body: str) -> Path:
@@ -99,9 +103,10 @@ def test_exit_3_when_a_log_path_matches_nothing(tmp_path):
 
 def test_fail_on_warn_turns_warnings_into_exit_1():
     # Given a complete scan whose worst finding is a WARN
-    result = sample_result()
-    only_warn = dataclasses.replace(
-        result, findings=tuple(f for f in result.findings if f.status in (Status.WARN, Status.PASS)))
+    only_warn = scan(Registry.from_checks([Behaving("f.warn", "warn"), Behaving("f.ok", "pass")]),
+                     [target()], CheckContext(None, Policy(), logging.getLogger("t"),
+                                              lambda: datetime.now(timezone.utc)),
+                     organization="o", config_fingerprint="f")
     assert exit_code(only_warn) == 0
     assert exit_code(only_warn, FailOn.WARN) == 1
 
