@@ -21,7 +21,7 @@ demo: $(BIN)/.installed
 	else exit $$code; fi
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet mypy ruff
