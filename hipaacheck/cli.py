@@ -13,7 +13,10 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from functools import wraps
 from pathlib import Path
@@ -26,16 +29,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hipaacheck import __version__
 from hipaacheck.config import json_schema, load_inventory, parse_inventory
 from hipaacheck.errors import HipaacheckError, UsageError
 from hipaacheck.exitcodes import FailOn, exit_code
-from hipaacheck.model import Finding
+from hipaacheck.history import DEFAULT_KEEP, History, Retention, default_path
+from hipaacheck.model import Finding, Severity
 from hipaacheck.registry import Registry, load_registry
 from hipaacheck.render import FORMATS, write_report
 from hipaacheck.render.text import print_summary
-from hipaacheck.result import ScanResult
+from hipaacheck.result import ScanResult, Shard
 from hipaacheck.scanning import run_scan
+from hipaacheck.waivers import Waiver, apply_waivers, load_waivers, waiver_notes
 
 app = typer.Typer(
     name="hipaacheck", no_args_is_help=True, add_completion=False,
@@ -43,8 +47,10 @@ app = typer.Typer(
     help="Audit running infrastructure against the HIPAA Security Rule's technical safeguards.")
 checks_app = typer.Typer(no_args_is_help=True, help="List and describe the installed checks.")
 config_app = typer.Typer(no_args_is_help=True, help="Write or describe the inventory file.")
+history_app = typer.Typer(no_args_is_help=True, help="List and show the stored scan history.")
 app.add_typer(checks_app, name="checks")
 app.add_typer(config_app, name="config")
+app.add_typer(history_app, name="history")
 
 stderr = Console(stderr=True)
 logger = logging.getLogger("hipaacheck.cli")
@@ -77,6 +83,10 @@ def _guarded(func: F) -> F:
                 logger.exception("details")
             stderr.print(f"[bold red]error:[/] {escape(exc.explain())}")
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            # Outside the runner (loading, writing): nothing partial to write, still exit 3.
+            stderr.print("[bold yellow]interrupted[/]")
+            raise typer.Exit(3) from None
     return wrapper  # type: ignore[return-value]
 
 
@@ -136,13 +146,101 @@ def _interruptible() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _scan_and_report(inventory: Any, registry: Registry, only: list[str], formats: list[str],
-                     out: Path, fail_on: FailOn) -> int:
+HistoryOpt = Annotated[Path | None, typer.Option(
+    "--history", envvar="HIPAACHECK_HISTORY", show_default=False,
+    help="The history database (default: hipaacheck/history.sqlite in the user data folder).")]
+NoHistoryOpt = Annotated[bool, typer.Option("--no-history", help="Do not record this scan.")]
+SinceLastOpt = Annotated[bool, typer.Option(
+    "--since-last", help="After the scan, print what changed since the previous one.")]
+KeepOpt = Annotated[int, typer.Option(
+    "--history-keep", envvar="HIPAACHECK_HISTORY_KEEP", min=1,
+    help="Scans of this scope and shard to keep in history.")]
+DaysOpt = Annotated[int | None, typer.Option(
+    "--history-days", envvar="HIPAACHECK_HISTORY_DAYS", min=1,
+    help="Also drop history older than this many days.")]
+WaiversOpt = Annotated[Path | None, typer.Option(
+    "--waivers", envvar="HIPAACHECK_WAIVERS", help="A YAML file of accepted risks.")]
+FailOnOpt = Annotated[FailOn, typer.Option(
+    help="fail: FAIL exits 1; warn: WARN too; unverified: WARN too, and every UNVERIFIED or "
+         "ERROR exits 3 whatever its severity.")]
+ThresholdOpt = Annotated[Severity, typer.Option(
+    "--severity-threshold", help="Findings of checks below this severity do not affect the "
+                                 "exit code.")]
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """What happens to a result once it exists: reports, history, the diff, the exit code."""
+
+    formats: list[str]
+    out: Path
+    fail_on: FailOn = FailOn.FAIL
+    threshold: Severity = Severity.LOW
+    record: bool = False
+    history: Path | None = None
+    since_last: bool = False
+    retention: Retention = field(default_factory=Retention)
+
+    @classmethod
+    def build(cls, formats: list[str], out: Path, fail_on: FailOn, threshold: Severity,
+              history: Path | None, no_history: bool, since_last: bool, keep: int,
+              days: int | None) -> _Finish:
+        """Bundle the options; `--no-history` wins over `--history` (which may come from the
+        environment): nothing is recorded, and `--since-last` still reads that history."""
+        return cls(formats, out, fail_on, threshold, record=not no_history,
+                   history=history or default_path(), since_last=since_last,
+                   retention=Retention(keep_last=keep, keep_days=days))
+
+
+@contextmanager
+def _open_history(finish: _Finish) -> Iterator[History | None]:
+    """The history store the run needs: None when it neither records nor compares."""
+    if finish.history is None or not (finish.record or finish.since_last):
+        yield None
+        return
+    if not finish.record and not finish.history.exists():
+        yield None  # --no-history --since-last before any scan was recorded: nothing to read
+        return
+    with History(finish.history, create=finish.record) as store:
+        yield store
+
+
+def _conclude(result: ScanResult, finish: _Finish, store: History | None) -> int:
+    """Write the reports, record the scan, print the diff if asked; return the exit code."""
+    from hipaacheck.diff import diff, print_diff
+
+    _emit(result, finish.formats, finish.out)  # reports first: history never costs the report
+    for note in waiver_notes(result.waivers, sharded=result.shard is not None):
+        stderr.print(f"[yellow]{escape(note)}[/]")
+    previous = store.previous(result) if store and finish.since_last else None
+    label = "this scan"
+    if store and finish.record:
+        scan_id = store.record(result, finish.retention)
+        label = f"scan {scan_id}"
+        stderr.print(f"recorded {label} in {escape(str(store.path))}"
+                     + ("" if result.complete else " (marked partial)"))
+    if finish.since_last and store and previous:
+        changes = diff(store.load(previous.id), result,
+                       old_label=f"scan {previous.id} ({previous.started})", new_label=label)
+        print_diff(changes, Console())
+    elif finish.since_last:
+        Console().print("No earlier scan of this scope in history to compare with.")
+    return exit_code(result, finish.fail_on, finish.threshold)
+
+
+def _load_waiver_file(path: Path | None, registry: Registry) -> tuple[Waiver, ...]:
+    return load_waivers(path, known_checks=set(registry.ids)) if path else ()
+
+
+def _scan_and_report(inventory: Any, registry: Registry, only: list[str], finish: _Finish, *,
+                     shard: Shard | None = None, waivers: Sequence[Waiver] = (),
+                     scope: str = "") -> int:
     _interruptible()
-    with _progress() as progress:
-        result = run_scan(inventory, registry, only=only, observer=_ProgressObserver(progress))
-    _emit(result, formats, out)
-    return exit_code(result, fail_on)
+    with _open_history(finish) as store:
+        with _progress() as progress:
+            result = run_scan(inventory, registry, only=only, observer=_ProgressObserver(progress),
+                              shard=shard, waivers=waivers, scope=scope)
+        return _conclude(result, finish, store)
 
 
 @app.command()
@@ -156,13 +254,33 @@ def scan(
         "--format", "-f", help="Comma-separated: text, json, html, md.")] = "text,json,html,md",
     out: Annotated[Path, typer.Option(help="Folder for report files.")] = Path(
         "hipaacheck-report"),
-    fail_on: Annotated[FailOn, typer.Option(help="Weakest status that exits 1.")] = FailOn.FAIL,
+    fail_on: FailOnOpt = FailOn.FAIL,
+    severity_threshold: ThresholdOpt = Severity.LOW,
+    waivers: WaiversOpt = None,
+    shard: Annotated[str | None, typer.Option(
+        envvar="HIPAACHECK_SHARD", help="K/N: scan shard K of N (1-based) of the targets; "
+        "job/N takes K from a Kubernetes Indexed Job's JOB_COMPLETION_INDEX.")] = None,
+    history: HistoryOpt = None,
+    no_history: NoHistoryOpt = False,
+    since_last: SinceLastOpt = False,
+    history_keep: KeepOpt = DEFAULT_KEEP,
+    history_days: DaysOpt = None,
+    scope: Annotated[str | None, typer.Option(
+        envvar="HIPAACHECK_SCOPE", help="Name the job this scan belongs to in history "
+        "(default: derived from the organization, the config file's path and --only).")] = None,
 ) -> None:
     """Scan the targets of the inventory and write the report."""
-    formats = _parse_formats(format)
+    from hipaacheck.sharding import parse_shard, scope_id
+
+    _interruptible()
+    finish = _Finish.build(_parse_formats(format), out, fail_on, severity_threshold, history,
+                           no_history, since_last, history_keep, history_days)
+    spec = parse_shard(shard) if shard else None
     inventory = load_inventory(config)
-    raise typer.Exit(_scan_and_report(inventory, load_registry(), only or [], formats, out,
-                                      fail_on))
+    registry = load_registry()
+    scope = scope or scope_id(inventory.organization, str(config.resolve()), only or [])
+    raise typer.Exit(_scan_and_report(inventory, registry, only or [], finish, shard=spec,
+                                      waivers=_load_waiver_file(waivers, registry), scope=scope))
 
 
 @app.command()
@@ -187,7 +305,7 @@ def demo(
         out.mkdir(parents=True, exist_ok=True)
         config = lab.write_inventory(out / "hipaacheck.yaml")
         inventory = load_inventory(config)
-        code = _scan_and_report(inventory, load_registry(), [], formats, out, FailOn.FAIL)
+        code = _scan_and_report(inventory, load_registry(), [], _Finish(formats, out))
         stderr.print(f"report: {escape(str(out / 'report.html'))} (also report.md, report.json)")
         if keep_running:
             stderr.print(f"lab running; scan it again with: hipaacheck scan -c {config}"
@@ -216,6 +334,188 @@ def report(
         raise UsageError(f"{findings}: not a readable hipaacheck result "
                          f"({type(exc).__name__})") from None
     _emit(result, formats, out)
+
+
+def _read_result(path: Path) -> ScanResult:
+    """A saved JSON result; a usage error (exit 2) when it is not one."""
+    try:
+        return ScanResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a readable hipaacheck result "
+                         f"({type(exc).__name__})") from None
+
+
+def _resolve(ref: str, store: History | None) -> tuple[ScanResult, str, int | None]:
+    """A scan named by a JSON file or a history id: its result, a label, and its id."""
+    path = Path(ref)
+    if path.is_file():
+        return _read_result(path), path.name, None
+    if ref.isdigit():
+        if store is None:
+            raise UsageError(f"{ref}: no scan history to look the id up in")
+        record = store.get(int(ref))
+        return store.load(record.id), f"scan {record.id} ({record.started})", record.id
+    raise UsageError(f"{ref}: neither a JSON result file nor a scan id from `history list`")
+
+
+def _pick_pair(old: str | None, new: str | None,
+               store: History | None) -> tuple[tuple[ScanResult, str], tuple[ScanResult, str]]:
+    """OLD and NEW, defaulting NEW to the latest scan of OLD's scope and OLD to the one before."""
+    if old is not None and new is not None:
+        older, newer = _resolve(old, store), _resolve(new, store)
+        return older[:2], newer[:2]
+    if store is None:
+        raise UsageError("diff: name two JSON results, or record scans in history first")
+    if old is None:
+        latest = store.scans(limit=1)
+        if not latest:
+            raise UsageError(f"diff: no scans in {store.path}")
+        newer = _resolve(str(latest[0].id), store)
+        previous = store.previous(newer[0], before=latest[0].id)
+        if previous is None:
+            raise UsageError("diff: the latest scan is the only one of its scope and shard")
+        return _resolve(str(previous.id), store)[:2], newer[:2]
+    older = _resolve(old, store)
+    latest_record = store.previous(older[0])
+    if latest_record is None or latest_record.id == older[2] or (
+            older[2] is None and latest_record.started == older[0].started):
+        raise UsageError(f"diff: no scan of the same scope newer than {old}; name NEW")
+    return older[:2], _resolve(str(latest_record.id), store)[:2]
+
+
+class DiffFormat(str, Enum):
+    """How `hipaacheck diff` prints."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+@app.command("diff")
+@_guarded
+def diff_command(
+    old: Annotated[str | None, typer.Argument(
+        help="A scan id from `history list` or a JSON result (default: the scan before NEW).",
+        show_default=False)] = None,
+    new: Annotated[str | None, typer.Argument(
+        help="A scan id or JSON result (default: the latest scan of OLD's scope).",
+        show_default=False)] = None,
+    history: HistoryOpt = None,
+    format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.TEXT,
+) -> None:
+    """Show what changed between two scans: by default, the last two of the same scope."""
+    from hipaacheck.diff import diff, print_diff
+
+    path = history or default_path()
+    needs_store = old is None or new is None or not all(Path(r).is_file() for r in (old, new))
+    store = History(path, create=False) if needs_store else None
+    try:
+        (older, old_label), (newer, new_label) = _pick_pair(old, new, store)
+    finally:
+        if store:
+            store.close()
+    changes = diff(older, newer, old_label=old_label, new_label=new_label)
+    if format is DiffFormat.JSON:
+        sys.stdout.write(json.dumps(changes.to_json(), indent=2) + "\n")
+    else:
+        print_diff(changes, Console())
+
+
+@history_app.command("list")
+@_guarded
+def history_list(
+    history: HistoryOpt = None,
+    scope: Annotated[str | None, typer.Option(help="Only scans of this scope.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+) -> None:
+    """List stored scans, newest first, with their scope, shard and counts."""
+    with History(history or default_path(), create=False) as store:
+        records = store.scans(scope=scope, limit=limit)
+    table = Table("id", "started (UTC)", "scope", "shard", "state", "FAIL", "ERROR", "UNVER",
+                  "WARN", "PASS", "version", box=None, header_style="bold")
+    for r in records:
+        when = r.started[:16].replace("T", " ")
+        table.add_row(str(r.id), when, r.scope, r.shard or "-",
+                      "complete" if r.complete else "[yellow]partial[/]",
+                      *(str(r.counts.get(s, 0)) for s in ("FAIL", "ERROR", "UNVERIFIED", "WARN",
+                                                          "PASS")), escape(r.tool_version))
+    Console().print(table)
+
+
+@history_app.command("show")
+@_guarded
+def history_show(
+    scan_id: Annotated[int, typer.Argument(help="A scan id from `history list`.")],
+    history: HistoryOpt = None,
+) -> None:
+    """Print a stored scan as its `hipaacheck.scan/1` JSON (re-render it with `report`)."""
+    with History(history or default_path(), create=False) as store:
+        result = store.load(scan_id)
+    sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+
+
+def _shard_sources(sources: Sequence[str]) -> list[tuple[str, ScanResult]]:
+    """Shard results from files, folders of `*.json` files and `s3://bucket/prefix` URLs."""
+    from hipaacheck.sharding import read_s3_documents
+
+    loaded: list[tuple[str, ScanResult]] = []
+    for source in sources:
+        if source.startswith("s3://"):
+            for name, doc in read_s3_documents(source):
+                try:
+                    loaded.append((name, ScanResult.from_json(doc)))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise UsageError(f"{name}: not a hipaacheck result "
+                                     f"({type(exc).__name__})") from None
+            continue
+        path = Path(source)
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        loaded += [(str(f), _read_result(f)) for f in files]
+    return loaded
+
+
+@app.command()
+@_guarded
+def merge(
+    shards: Annotated[list[str], typer.Argument(
+        help="Shard results: JSON files, folders of them, or an s3://bucket/prefix.")],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="Comma-separated: text, json, html, md.")] = "text,json,html,md",
+    out: Annotated[Path, typer.Option(help="Folder for report files.")] = Path(
+        "hipaacheck-report"),
+    fail_on: FailOnOpt = FailOn.FAIL,
+    severity_threshold: ThresholdOpt = Severity.LOW,
+    waivers: WaiversOpt = None,
+    history: HistoryOpt = None,
+    no_history: NoHistoryOpt = False,
+    since_last: SinceLastOpt = False,
+    history_keep: KeepOpt = DEFAULT_KEEP,
+    history_days: DaysOpt = None,
+) -> None:
+    """Merge the results of `scan --shard K/N` into one result and report."""
+    from hipaacheck.sharding import merge as merge_shards
+
+    _interruptible()
+    finish = _Finish.build(_parse_formats(format), out, fail_on, severity_threshold, history,
+                           no_history, since_last, history_keep, history_days)
+    loaded = _shard_sources(shards)
+    outcome = merge_shards([result for _, result in loaded])
+    result = outcome.result
+    if waivers:
+        known = set(load_registry().ids) | {m.id for m in result.checks}
+        result = apply_waivers(result, load_waivers(waivers, known_checks=known),
+                               datetime.now(UTC).date())
+    stderr.print(f"merged {outcome.shards - len(outcome.missing_shards)} of {outcome.shards} "
+                 "shards")
+    if outcome.missing_shards:
+        stderr.print(f"[bold yellow]missing shards:[/] "
+                     f"{', '.join(f'{k}/{outcome.shards}' for k in outcome.missing_shards)}; "
+                     f"targets not observed (UNVERIFIED): "
+                     f"{escape(', '.join(outcome.missing_targets)) or 'none'}")
+    if outcome.incomplete_shards:
+        stderr.print("[bold yellow]shards that did not finish:[/] "
+                     + ", ".join(f"{k}/{outcome.shards}" for k in outcome.incomplete_shards))
+    with _open_history(finish) as store:
+        raise typer.Exit(_conclude(result, finish, store))
 
 
 @checks_app.command("list")

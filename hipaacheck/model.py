@@ -215,6 +215,20 @@ EvidenceValue: TypeAlias = Union[str, int, float, bool, None, tuple[str, ...], t
 
 
 @dataclass(frozen=True)
+class Waived:
+    """
+    The accepted-risk waiver that covers a finding: who accepted it, why, and until when.
+
+    `expires` is an ISO date; the waiver applies through that day (UTC).
+    """
+
+    id: str
+    justification: str
+    approver: str
+    expires: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """
     One verdict on one resource for one check: the unit of every report.
@@ -237,6 +251,8 @@ class Finding:
     needs: str | None = None
     """For UNVERIFIED findings: the access that would let the tool look."""
     unknown_reason: UnknownReason | None = None
+    waiver: Waived | None = None
+    """Set when an accepted-risk waiver covers this finding; the status stays as observed."""
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -8,6 +8,7 @@ README; a document of another schema is refused rather than guessed at.
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,7 @@ from hipaacheck.model import (
     System,
     TargetKind,
     UnknownReason,
+    Waived,
 )
 
 SCHEMA = "hipaacheck.scan/1"
@@ -36,6 +38,46 @@ class TargetSummary:
     id: str
     kind: TargetKind
     name: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """
+    Which share of the inventory a sharded scan covered: shard `index` (1-based) of `count`.
+    """
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+class WaiverState(str, enum.Enum):
+    """What became of one waiver in a scan."""
+
+    ACTIVE = "active"
+    """In force and covering at least one FAIL or WARN finding."""
+    EXPIRED = "expired"
+    """Past its expiry date: the findings it named count again."""
+    UNMATCHED = "unmatched"
+    """In force but covering no FAIL or WARN finding: a candidate for removal."""
+
+
+@dataclass(frozen=True)
+class WaiverUse:
+    """One waiver of the waiver file and what it did in this scan."""
+
+    id: str
+    check_id: str
+    target_pattern: str
+    resource_pattern: str
+    justification: str
+    approver: str
+    expires: str
+    state: WaiverState
+    matched: int = 0
+    """FAIL and WARN findings it covers (or, when expired, would have covered)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +101,19 @@ class ScanResult:
     interrupted: bool = False
     tasks: int = 0
     notes: tuple[str, ...] = field(default=())
+    scope: str = ""
+    """Which scheduled job this scan is a run of (see `hipaacheck.sharding.scope_id`); history
+    compares scans of one scope and shard. Empty in documents written before it existed."""
+    shard: Shard | None = None
+    """The share of the inventory this result covers; None for a whole (or merged) scan."""
+    inventory_targets: tuple[TargetSummary, ...] = field(default=())
+    """Every target of the inventory when `shard` is set, so a merge can tell what is missing."""
+    waivers: tuple[WaiverUse, ...] = field(default=())
+
+    @property
+    def all_targets(self) -> tuple[TargetSummary, ...]:
+        """Every target of the scanned inventory: this shard's share and the others'."""
+        return self.inventory_targets or self.targets
 
     def counts(self, findings: Iterable[Finding] | None = None) -> dict[Status, int]:
         """Findings per status, every status present (zero where none)."""
@@ -87,10 +142,14 @@ class ScanResult:
                 "config_fingerprint": self.config_fingerprint,
                 "notes": list(self.notes),
                 "targets": [_plain(asdict(t)) for t in self.targets],
+                "scope": self.scope,
+                "shard": _plain(asdict(self.shard)) if self.shard else None,
+                "inventory_targets": [_plain(asdict(t)) for t in self.inventory_targets],
             },
             "summary": {s.value: n for s, n in self.counts().items()},
             "checks": [_plain(asdict(m)) for m in self.checks],
             "findings": [_plain(asdict(f)) for f in self.findings],
+            "waivers": [_plain(asdict(w)) for w in self.waivers],
         }
 
     @classmethod
@@ -103,12 +162,27 @@ class ScanResult:
             tool_version=doc["tool"]["version"], organization=scan["organization"],
             started=scan["started"], finished=scan["finished"],
             config_fingerprint=scan["config_fingerprint"],
-            targets=tuple(TargetSummary(t["id"], TargetKind(t["kind"]), t["name"])
-                          for t in scan["targets"]),
+            targets=_targets_from_json(scan["targets"]),
             checks=tuple(_meta_from_json(m) for m in doc["checks"]),
             findings=tuple(_finding_from_json(f) for f in doc["findings"]),
             complete=scan["complete"], interrupted=scan["interrupted"], tasks=scan["tasks"],
-            notes=tuple(scan.get("notes", ())))
+            notes=tuple(scan.get("notes", ())), scope=scan.get("scope") or "",
+            shard=Shard(scan["shard"]["index"], scan["shard"]["count"])
+            if scan.get("shard") else None,
+            inventory_targets=_targets_from_json(scan.get("inventory_targets") or ()),
+            waivers=tuple(_waiver_from_json(w) for w in doc.get("waivers") or ()))
+
+
+def _targets_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[TargetSummary, ...]:
+    return tuple(TargetSummary(t["id"], TargetKind(t["kind"]), t["name"]) for t in items)
+
+
+def _waiver_from_json(w: Mapping[str, Any]) -> WaiverUse:
+    return WaiverUse(
+        id=w["id"], check_id=w["check_id"], target_pattern=w["target_pattern"],
+        resource_pattern=w["resource_pattern"], justification=w["justification"],
+        approver=w["approver"], expires=w["expires"], state=WaiverState(w["state"]),
+        matched=int(w.get("matched", 0)))
 
 
 def _plain(value: Any) -> Any:
@@ -140,4 +214,5 @@ def _finding_from_json(f: Mapping[str, Any]) -> Finding:
         status=Status(f["status"]), reason=f["reason"], severity=Severity(f["severity"]),
         standard=Standard(f["standard"]), citations=tuple(f["citations"]),
         remediation=f["remediation"], evidence=evidence, needs=f.get("needs"),
-        unknown_reason=UnknownReason(f["unknown_reason"]) if f.get("unknown_reason") else None)
+        unknown_reason=UnknownReason(f["unknown_reason"]) if f.get("unknown_reason") else None,
+        waiver=Waived(**f["waiver"]) if f.get("waiver") else None)

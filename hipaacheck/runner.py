@@ -125,10 +125,11 @@ class Runner:
         lock = threading.Lock()
         for task in tasks:
             pending.put(task)
-        workers = [self._spawn(pending, done, started, lock) for _ in range(self.workers)]
+        workers: list[threading.Thread] = []
         results: dict[tuple[str, str], list[Finding]] = {}
         interrupted = False
         try:
+            workers += [self._spawn(pending, done, started, lock) for _ in range(self.workers)]
             while len(results) < len(tasks):
                 try:
                     task, findings = done.get(timeout=0.1)

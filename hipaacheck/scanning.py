@@ -1,26 +1,41 @@
 """
 One scan from a validated inventory: the code path shared by `scan` and `demo`.
+
+Sharding and waivers are applied here, so every caller gets the same result for the same
+request: a shard scans only its share of the targets but records the whole inventory's target
+list, and waivers mark findings after the checks have judged them, never before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime
 
 from hipaacheck.check import CheckContext
 from hipaacheck.clients import Clients
 from hipaacheck.config import Inventory
 from hipaacheck.registry import Registry
-from hipaacheck.result import ScanResult
+from hipaacheck.result import ScanResult, Shard, TargetSummary
 from hipaacheck.runner import ScanObserver, scan
+from hipaacheck.sharding import empty_shard_note, scope_id, shard_targets
+from hipaacheck.waivers import Waiver, apply_waivers
+
+logger = logging.getLogger(__name__)
 
 
 def run_scan(inventory: Inventory, registry: Registry, *, only: Sequence[str] = (),
-             observer: ScanObserver | None = None) -> ScanResult:
+             observer: ScanObserver | None = None, shard: Shard | None = None,
+             waivers: Sequence[Waiver] = (), today: date | None = None,
+             scope: str = "") -> ScanResult:
     """
     Select checks (command line first, then the inventory's `checks` section), build read-only
-    clients and run every applicable check against every target.
+    clients and run every applicable check against every target of the shard (all targets
+    when `shard` is None); then apply `waivers` as of `today` (UTC today by default).
+
+    `scope` files the result in history (see `sharding.scope_id`); by default it is derived
+    from the organization and `only`.
     """
     selected = registry.select(only or inventory.checks.only, inventory.checks.skip)
     settings = inventory.scan
@@ -28,8 +43,21 @@ def run_scan(inventory: Inventory, registry: Registry, *, only: Sequence[str] = 
         clients=Clients(timeout=settings.probe_timeout_seconds),
         policy=inventory.policy.to_policy(),
         logger=logging.getLogger("hipaacheck.checks"),
-        clock=lambda: datetime.now(timezone.utc),
+        clock=lambda: datetime.now(UTC),
         timeout=settings.probe_timeout_seconds)
-    return scan(selected, inventory.targets(), ctx, organization=inventory.organization,
-                config_fingerprint=inventory.fingerprint(), workers=settings.workers,
-                deadline=settings.check_deadline_seconds, observer=observer)
+    targets = inventory.targets()
+    share = shard_targets(targets, shard) if shard else targets
+    if shard:
+        logger.info("shard %s scans %d of %d targets", shard, len(share), len(targets))
+    result = scan(selected, share, ctx, organization=inventory.organization,
+                  config_fingerprint=inventory.fingerprint(), workers=settings.workers,
+                  deadline=settings.check_deadline_seconds, observer=observer)
+    result = dataclasses.replace(
+        result, scope=scope or scope_id(inventory.organization, "", only),
+        shard=shard,
+        inventory_targets=tuple(TargetSummary(t.id, t.kind, t.name) for t in targets)
+        if shard else (),
+        notes=result.notes + ((empty_shard_note(shard),) if shard and not share else ()))
+    if waivers:
+        result = apply_waivers(result, waivers, today or datetime.now(UTC).date())
+    return result

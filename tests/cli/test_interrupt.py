@@ -33,7 +33,7 @@ def hanging_port():
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
+    yield server.getsockname()[1], held
     stop.set()
     thread.join()
     for conn in held:
@@ -45,16 +45,20 @@ def hanging_port():
 def test_signal_writes_partial_report(tmp_path, hanging_port, sig):
     # Given a scan stuck on an endpoint that accepts and never answers
     config = tmp_path / "hipaacheck.yaml"
+    port, accepted = hanging_port
     config.write_text(
-        f"tls: {{endpoints: [{{name: hang, host: 127.0.0.1, port: {hanging_port}}}]}}\n"
+        f"tls: {{endpoints: [{{name: hang, host: 127.0.0.1, port: {port}}}]}}\n"
         "scan: {probe_timeout_seconds: 60, check_deadline_seconds: 120}\n")
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "hipaacheck", "scan", "-c", str(config), "--out", str(out),
          "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    # When it is interrupted once the probe is under way
-    time.sleep(4)
+    # When it is interrupted once the probe is under way (the endpoint saw a connection)
+    deadline = time.monotonic() + 60
+    while not accepted and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     # Then it exits 3 and the report says it is incomplete, nothing passed

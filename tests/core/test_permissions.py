@@ -1,0 +1,56 @@
+"""Grants are generated from declared operations and stay read-only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hipaacheck.cli import app
+from hipaacheck.errors import RegistryError
+from hipaacheck.model import Operation, System
+from hipaacheck.permissions import kubernetes_cluster_role
+from hipaacheck.registry import load_registry
+
+from fakes import meta
+
+runner = CliRunner()
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+
+def test_aws_policy_holds_exactly_the_declared_read_actions():
+    result = runner.invoke(app, ["permissions", "aws"])
+    assert result.exit_code == 0
+    actions = json.loads(result.stdout)["Statement"][0]["Action"]
+    declared = {op.action for m in load_registry().metas() for op in m.operations
+                if op.system is System.AWS}
+    assert set(actions) == declared
+    assert "s3:GetEncryptionConfiguration" in actions and "rds:DescribeDBInstances" in actions
+    assert all(a.split(":", 1)[1].startswith(READ_PREFIXES) for a in actions)
+
+
+def test_cluster_role_has_only_get_and_list():
+    result = runner.invoke(app, ["permissions", "kubernetes"])
+    assert result.exit_code == 0
+    role = yaml.safe_load(result.stdout)
+    assert role["kind"] == "ClusterRole"
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs <= {"get", "list", "watch"} and verbs
+    assert {"storageclasses"} <= {r for rule in role["rules"] for r in rule["resources"]}
+
+
+def test_write_verb_is_refused():
+    bad = meta("x.y")
+    bad = type(bad)(**{**bad.__dict__, "operations": (
+        Operation(System.KUBERNETES, "delete pods"),)})
+    with pytest.raises(RegistryError):
+        kubernetes_cluster_role([bad])
+
+
+def test_postgres_role_is_read_only():
+    result = runner.invoke(app, ["permissions", "postgres"])
+    assert result.exit_code == 0
+    assert "default_transaction_read_only = on" in result.stdout
+    assert "pg_read_all_settings" in result.stdout
