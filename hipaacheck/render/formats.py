@@ -1,9 +1,11 @@
 """
-JSON, HTML and Markdown renderings of a scan result, and writing them with owner-only access.
+Every report format, registered in `FORMATS`, and writing them with owner-only access.
 
 HTML is rendered with autoescaping on and Markdown through a finalizer that escapes every value,
 so a resource named with markup prints as text. Both environments use `StrictUndefined`: a
-missing field fails the render instead of printing an empty status cell.
+missing field fails the render instead of printing an empty status cell. The machine-readable
+formats (SARIF, JUnit XML, CSV, OCSF) carry every finding; the HTML, Markdown and PDF reports
+group and count repeated findings.
 """
 
 from __future__ import annotations
@@ -11,17 +13,29 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 
-from hipaacheck.render.view import build_view
+from hipaacheck.render.csvfile import render_csv
+from hipaacheck.render.junit import render_junit
+from hipaacheck.render.ocsf import render_ocsf
+from hipaacheck.render.pdf import html_to_pdf
+from hipaacheck.render.sarif import render_sarif
+from hipaacheck.render.view import ReportOptions, anchor, build_view, counted
 from hipaacheck.result import ScanResult
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+
+
+class Renderer(Protocol):
+    """A report format: a function from a scan result (and report options) to text or bytes."""
+
+    def __call__(self, result: ScanResult,
+                 options: ReportOptions | None = None) -> str | bytes: ...
 
 
 def _md_escape(value: Any) -> str:
@@ -34,59 +48,92 @@ def _loader() -> jinja2.BaseLoader:
     return jinja2.PackageLoader("hipaacheck.reports", "templates")
 
 
+def _thousands(value: int) -> str:
+    return f"{value:,}"
+
+
+def _environment(**kwargs: Any) -> jinja2.Environment:
+    env = jinja2.Environment(loader=_loader(), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, **kwargs)
+    env.filters["thousands"] = _thousands
+    env.filters["counted"] = counted
+    env.filters["anchor"] = lambda value, prefix: anchor(prefix, str(value))
+    return env
+
+
 @cache
 def _html_env() -> jinja2.Environment:
-    return jinja2.Environment(loader=_loader(), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True)
+    return _environment(autoescape=True)
 
 
 @cache
 def _md_env() -> jinja2.Environment:
     # Markdown has no autoescape; the finalizer escapes every value printed with {{ }}.
     # Template text itself is not passed through the finalizer.
-    env = jinja2.Environment(loader=_loader(), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, finalize=_md_escape)
-    return env
+    return _environment(autoescape=False, finalize=_md_escape)
 
 
-def render_json(result: ScanResult) -> str:
-    """The `hipaacheck.scan/1` JSON document."""
+def render_json(result: ScanResult, options: ReportOptions | None = None) -> str:
+    """The `hipaacheck.scan/1` JSON document, every finding in full."""
     return json.dumps(result.to_json(), indent=2, sort_keys=False) + "\n"
 
 
-def render_html(result: ScanResult) -> str:
-    """A self-contained HTML report that prints cleanly."""
-    return _html_env().get_template("report.html.j2").render(view=build_view(result))
+def render_html(result: ScanResult, options: ReportOptions | None = None) -> str:
+    """A self-contained HTML assessment report that prints cleanly, with no script in it."""
+    return _html_env().get_template("report.html.j2").render(view=build_view(result, options))
 
 
-def render_markdown(result: ScanResult) -> str:
+def render_markdown(result: ScanResult, options: ReportOptions | None = None) -> str:
     """A Markdown report with the same sections as the HTML one."""
-    return _md_env().get_template("report.md.j2").render(view=build_view(result))
+    return _md_env().get_template("report.md.j2").render(view=build_view(result, options))
 
 
-FORMATS: dict[str, tuple[str, Callable[[ScanResult], str]]] = {
+def render_pdf(result: ScanResult, options: ReportOptions | None = None) -> bytes:
+    """The HTML report as PDF (WeasyPrint), with page numbers, bookmarks and a contents page."""
+    return html_to_pdf(render_html(result, options))
+
+
+FORMATS: dict[str, tuple[str, Renderer]] = {
     "json": ("report.json", render_json),
     "html": ("report.html", render_html),
     "md": ("report.md", render_markdown),
+    "sarif": ("report.sarif", render_sarif),
+    "junit": ("report.junit.xml", render_junit),
+    "csv": ("findings.csv", render_csv),
+    "ocsf": ("report.ocsf.json", render_ocsf),
+    "pdf": ("report.pdf", render_pdf),
 }
+"""Format name to (file name, renderer). `scan --format` offers exactly these names."""
 
 
-def render(result: ScanResult, fmt: str) -> str:
-    """The result in one of `FORMATS`."""
-    return FORMATS[fmt][1](result)
+def render(result: ScanResult, fmt: str, options: ReportOptions | None = None) -> str | bytes:
+    """The result in one of `FORMATS`: text, or bytes for PDF."""
+    return FORMATS[fmt][1](result, options)
 
 
-def write_report(result: ScanResult, fmt: str, out_dir: Path) -> Path:
+def write_private(path: Path, data: str | bytes) -> None:
     """
-    Write one format into `out_dir` with owner-only permissions (a report maps weak points).
+    Write `data` to `path` with owner-only permissions, atomically.
+
+    The file is written beside its destination and renamed into place, so an interrupted
+    write never leaves half a report under the final name.
     """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(result: ScanResult, fmt: str, out_dir: Path,
+                 options: ReportOptions | None = None) -> Path:
+    """Write one format into `out_dir` with owner-only permissions (a report maps weak points)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / FORMATS[fmt][0]
-    text = render(result, fmt)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    write_private(path, render(result, fmt, options))
     return path

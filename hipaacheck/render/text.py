@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hipaacheck.model import Status
 from hipaacheck.render.view import build_view
 from hipaacheck.result import ScanResult
 
@@ -16,7 +17,12 @@ STYLES = {"FAIL": "bold red", "ERROR": "bold magenta", "UNVERIFIED": "bold yello
 
 
 def print_summary(result: ScanResult, console: Console, *, limit: int = 25) -> None:
-    """Print the summary of a scan to `console`; every value is escaped."""
+    """
+    Print the summary of a scan to `console`; every value is escaped.
+
+    Below the table come the groups of findings that need attention (every status but PASS),
+    most urgent first: a lone finding names its resource, a larger group its count.
+    """
     view = build_view(result)
     console.print(f"[bold]{escape(view.verdict)}[/bold]")
     table = Table(title="Findings by HIPAA standard", title_justify="left")
@@ -29,11 +35,12 @@ def print_summary(result: ScanResult, console: Console, *, limit: int = 25) -> N
                       *(str(section.counts[s]) for s in view.statuses))
     table.add_row("all", "", *(str(view.counts[s]) for s in view.statuses), style="bold")
     console.print(table)
-    rows = [row for section in view.sections for row in section.rows
-            if row.finding.status.value != "PASS"]
-    for row in rows[:limit]:
-        f = row.finding
-        console.print(f"[{STYLES[f.status.value]}]{f.status.value:<10}[/] "
-                      f"{escape(f.check_id)}  {escape(f.resource)}: {escape(f.reason)}")
-    if len(rows) > limit:
-        console.print(f"... and {len(rows) - limit} more in the report files.")
+    groups = [g for section in view.sections for g in section.groups
+              if g.status is not Status.PASS]
+    for group in groups[:limit]:
+        what = group.resources[0][1] if group.count == 1 else f"{group.count} resources"
+        reason = group.reasons[0].value if group.reasons else ""
+        console.print(f"[{STYLES[group.status.value]}]{group.status.value:<10}[/] "
+                      f"{escape(group.check_id)}  {escape(what)}: {escape(reason)}")
+    if len(groups) > limit:
+        console.print(f"... and {len(groups) - limit} more groups in the report files.")

@@ -1,38 +1,213 @@
 """
 The report's view model: the scan result arranged the way every report format presents it.
 
-Templates only lay this out; ordering, grouping and counting happen here, once.
+Templates only lay this out; ordering, grouping and counting happen here, once. Findings are
+grouped by check and status and counted, so the size of a report grows with the number of
+checks, not with the number of resources: a scan of 100,000 resources still renders a report a
+browser opens at once, and the full detail stays in the JSON document.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from hipaacheck.exitcodes import verdict
-from hipaacheck.model import CheckMeta, Finding, Standard, Status
-from hipaacheck.result import ScanResult
+from hipaacheck.model import (
+    CheckMeta,
+    Finding,
+    Severity,
+    Standard,
+    Status,
+    System,
+    TargetKind,
+    UnknownReason,
+)
+from hipaacheck.render.chart import Chart, status_chart
+from hipaacheck.result import ScanResult, TargetSummary, WaiverState, WaiverUse
 
 # Most urgent first: what failed, what broke, what could not be seen, then the rest.
 STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.UNVERIFIED, Status.WARN, Status.PASS)
 
+RESOURCE_LIMIT = 20
+"""Resources named in a group of findings; the rest are counted (all of them are in the JSON)."""
+VALUE_LIMIT = 5
+"""Distinct reasons, evidence values and missing permissions shown per group."""
+TARGET_LIMIT = 300
+"""Targets listed per kind on the scope page."""
+PRIORITY_LIMIT = 10
+"""Groups of failed findings listed as priorities in the executive summary."""
+TEXT_LIMIT = 300
+"""Characters of one evidence value or reason shown; longer text is cut with an ellipsis."""
+
+SYSTEM_METHODS: dict[System, tuple[str, str]] = {
+    System.TLS: ("TLS endpoints", (
+        "TCP connections and TLS handshakes from the scanning host: which protocol versions "
+        "each endpoint accepts and which certificate chain it presents. No application request "
+        "is sent and no attack-shaped probe is run.")),
+    System.AWS: ("AWS accounts", (
+        "AWS API calls with the account's read-only credentials. A guard inside the client "
+        "refuses, before sending, every operation that is not a Describe, Get, List or Head "
+        "call or a named read.")),
+    System.KUBERNETES: ("Kubernetes clusters", (
+        "Kubernetes API reads with the get and list verbs only; the client refuses every other "
+        "HTTP method.")),
+    System.POSTGRES: ("PostgreSQL servers", (
+        "Read-only sessions (default_transaction_read_only) that query catalog and settings "
+        "views and the audit relations named in the inventory.")),
+    System.FILE: ("Files on the scanning host", (
+        "Files read on the scanning host. Matches are counted and masked inside the detector; "
+        "no matched value is kept.")),
+}
+"""Per system: the heading and how it was observed, for the methodology section."""
+
+KIND_LABELS: dict[TargetKind, tuple[str, str]] = {
+    TargetKind.TLS_ENDPOINT: ("TLS endpoint", "TLS endpoints"),
+    TargetKind.AWS: ("AWS account region", "AWS account regions"),
+    TargetKind.KUBERNETES: ("Kubernetes cluster", "Kubernetes clusters"),
+    TargetKind.POSTGRES: ("PostgreSQL database", "PostgreSQL databases"),
+    TargetKind.LOG_SINK: ("log sink", "log sinks"),
+}
+"""Per target kind: how one and several of them are called."""
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """`n` with thousands separators and the noun in the right number: "1 check", "2 checks"."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
 
 @dataclass(frozen=True)
-class Row:
-    """One finding with its check's title, ready to print."""
+class ReportOptions:
+    """What a report shows that the scan result itself does not hold."""
 
-    finding: Finding
+    assessor: str | None = None
+    """Who performed the assessment, printed on the cover page when given."""
+    scope: str | None = None
+    """A sentence describing the scope, printed above the counts derived from the targets."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A value and how many findings share it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
+class EvidenceSummary:
+    """One evidence key across a group: its most common values and how many others there are."""
+
+    key: str
+    values: tuple[Tally, ...]
+    others: int
+
+
+@dataclass(frozen=True)
+class FindingGroup:
+    """
+    The findings of one check with one status, counted.
+
+    A group of one is shown in full; a larger group shows its most common reasons and evidence
+    values with counts and names its first `RESOURCE_LIMIT` resources.
+    """
+
+    anchor: str
+    check_id: str
     title: str
-    evidence: tuple[tuple[str, str], ...]
+    status: Status
+    severity: Severity
+    citations: tuple[str, ...]
+    remediation: str
+    count: int
+    targets: int
+    reasons: tuple[Tally, ...]
+    reasons_more: int
+    resources: tuple[tuple[str, str], ...]
+    evidence: tuple[EvidenceSummary, ...]
+    needs: tuple[Tally, ...]
+    waived: tuple[Tally, ...] = ()
+    """Waiver ids covering findings of the group, with how many each covers."""
+
+    @property
+    def more(self) -> int:
+        """Resources in the group that are not named."""
+        return self.count - len(self.resources)
+
+    @property
+    def waived_count(self) -> int:
+        """Findings of the group that an accepted-risk waiver covers."""
+        return sum(t.count for t in self.waived)
+
+
+@dataclass(frozen=True)
+class UnobservedGroup:
+    """UNVERIFIED or ERROR findings of one check that share a reason code and a missing access."""
+
+    status: Status
+    check_id: str
+    anchor: str
+    unknown_reason: str
+    needs: str
+    count: int
+    example: str
+    resources: tuple[tuple[str, str], ...]
+
+    @property
+    def more(self) -> int:
+        """Resources in the group that are not named."""
+        return self.count - len(self.resources)
 
 
 @dataclass(frozen=True)
 class Section:
-    """One HIPAA standard: its findings, most urgent first, and their counts."""
+    """One HIPAA standard: its groups of findings, most urgent first, and their counts."""
 
     standard: Standard
     title: str
     counts: dict[str, int]
-    rows: tuple[Row, ...]
+    groups: tuple[FindingGroup, ...]
+
+    @property
+    def total(self) -> int:
+        """Findings under this standard."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class OperationUse:
+    """One declared read-only operation, why it is made and which checks make it."""
+
+    action: str
+    why: str
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Method:
+    """How one kind of system was observed, and every read-only operation made against it."""
+
+    system: str
+    label: str
+    how: str
+    operations: tuple[OperationUse, ...]
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """The targets of one kind, listed up to `TARGET_LIMIT`."""
+
+    kind: str
+    label: str
+    count: int
+    targets: tuple[TargetSummary, ...]
+
+    @property
+    def more(self) -> int:
+        """Targets of this kind that are not listed."""
+        return self.count - len(self.targets)
 
 
 @dataclass(frozen=True)
@@ -40,15 +215,33 @@ class ReportView:
     """Everything a report template reads."""
 
     result: ScanResult
+    options: ReportOptions
     verdict: str
+    date: str
+    scope: str
     statuses: tuple[str, ...]
     counts: dict[str, int]
+    total: int
     sections: tuple[Section, ...]
-    unverified: tuple[Row, ...]
+    chart: Chart
+    targets: tuple[TargetGroup, ...]
+    methods: tuple[Method, ...]
+    unobserved: tuple[UnobservedGroup, ...]
+    unknown_reasons: tuple[Tally, ...]
     checks: tuple[CheckMeta, ...]
+    families: tuple[Tally, ...] = field(default=())
+    priorities: tuple[FindingGroup, ...] = field(default=())
+    resource_limit: int = RESOURCE_LIMIT
+    waivers: tuple[WaiverUse, ...] = field(default=())
 
 
-def _evidence_text(value: object) -> str:
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def evidence_text(value: object) -> str:
+    """An evidence value as report text: lists joined, booleans as yes or no."""
     if isinstance(value, (tuple, list)):
         return ", ".join(str(v) for v in value) or "none"
     if isinstance(value, bool):
@@ -56,29 +249,147 @@ def _evidence_text(value: object) -> str:
     return "none" if value is None else str(value)
 
 
-def _row(finding: Finding, titles: dict[str, str]) -> Row:
-    evidence = tuple((k, _evidence_text(v)) for k, v in sorted(finding.evidence.items()))
-    return Row(finding, titles.get(finding.check_id, finding.check_id), evidence)
+def _tallies(counter: Counter[str], limit: int = VALUE_LIMIT) -> tuple[tuple[Tally, ...], int]:
+    """The `limit` most common values (ties in text order) and how many findings hold others."""
+    ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = tuple(Tally(clip(value), n) for value, n in ranked[:limit])
+    return shown, sum(n for _, n in ranked[limit:])
 
 
-def build_view(result: ScanResult) -> ReportView:
-    """Arrange a scan result into sections per standard, most urgent findings first."""
-    titles = {m.id: m.title for m in result.checks}
+def anchor(*parts: str) -> str:
+    """An HTML id made of `parts`: letters, digits, dots and dashes only."""
+    text = "-".join(parts)
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)
+
+
+def _group(findings: Sequence[Finding], titles: dict[str, str]) -> FindingGroup:
+    first = findings[0]
+    reasons, _ = _tallies(Counter(f.reason for f in findings))
+    evidence: dict[str, Counter[str]] = defaultdict(Counter)
+    for f in findings:
+        for key, value in f.evidence.items():
+            evidence[key][evidence_text(value)] += 1
+    summaries = tuple(EvidenceSummary(key, *_tallies(evidence[key])) for key in sorted(evidence))
+    needs, _ = _tallies(Counter(f.needs for f in findings if f.needs))
+    waived, _ = _tallies(Counter(f.waiver.id for f in findings if f.waiver), limit=100)
+    named = sorted(findings, key=lambda f: (f.target, f.resource))[:RESOURCE_LIMIT]
+    return FindingGroup(
+        anchor=anchor("g", first.check_id, first.status.value), check_id=first.check_id,
+        title=titles.get(first.check_id, first.check_id), status=first.status,
+        severity=first.severity, citations=first.citations, remediation=first.remediation,
+        count=len(findings), targets=len({f.target for f in findings}), reasons=reasons,
+        reasons_more=len({f.reason for f in findings}) - len(reasons),
+        resources=tuple((f.target, clip(f.resource)) for f in named), evidence=summaries,
+        needs=needs, waived=waived)
+
+
+def _groups(findings: Iterable[Finding], titles: dict[str, str]) -> tuple[FindingGroup, ...]:
+    """Groups by check and status: most urgent status first, then severity, then check id."""
+    buckets: dict[tuple[str, Status], list[Finding]] = defaultdict(list)
+    for f in findings:
+        buckets[(f.check_id, f.status)].append(f)
     rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-    def urgency(f: Finding) -> tuple[int, str, str, str]:
-        return (rank[f.status], f.check_id, f.target, f.resource)
+    keys = sorted(buckets, key=lambda k: (rank[k[1]], -buckets[k][0].severity.rank, k[0]))
+    return tuple(_group(buckets[k], titles) for k in keys)
 
-    sections = []
-    for standard, findings in result.by_standard().items():
-        chosen = sorted(findings, key=urgency)
-        counts = {s.value: n for s, n in result.counts(chosen).items()}
-        sections.append(Section(standard, standard.label, counts,
-                                tuple(_row(f, titles) for f in chosen)))
-    unverified = tuple(_row(f, titles) for f in sorted(result.findings, key=urgency)
-                       if f.status in (Status.UNVERIFIED, Status.ERROR))
+
+def _unobserved(findings: Iterable[Finding]) -> tuple[UnobservedGroup, ...]:
+    """UNVERIFIED and ERROR findings grouped by status, check, reason code and missing access."""
+    buckets: dict[tuple[int, str, str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        if f.status in (Status.UNVERIFIED, Status.ERROR):
+            reason = f.unknown_reason.value if f.unknown_reason else "-"
+            order = 0 if f.status is Status.ERROR else 1
+            buckets[(order, f.check_id, reason, f.needs or "")].append(f)
+    groups = []
+    for key in sorted(buckets):
+        items = sorted(buckets[key], key=lambda f: (f.target, f.resource))
+        _, check_id, reason, needs = key
+        groups.append(UnobservedGroup(
+            status=items[0].status, check_id=check_id,
+            anchor=anchor("g", check_id, items[0].status.value), unknown_reason=reason,
+            needs=needs, count=len(items), example=clip(items[0].reason),
+            resources=tuple((f.target, clip(f.resource)) for f in items[:RESOURCE_LIMIT])))
+    return tuple(groups)
+
+
+def _methods(checks: Sequence[CheckMeta]) -> tuple[Method, ...]:
+    """Every declared operation, per system, with the checks that declare it."""
+    uses: dict[System, dict[str, tuple[str, set[str]]]] = defaultdict(dict)
+    for meta in checks:
+        for op in meta.operations:
+            why, ids = uses[op.system].get(op.action, (op.why, set()))
+            ids.add(meta.id)
+            uses[op.system][op.action] = (why or op.why, ids)
+    methods = []
+    for system in System:
+        if system in uses:
+            label, how = SYSTEM_METHODS[system]
+            ops = tuple(OperationUse(action, why, tuple(sorted(ids)))
+                        for action, (why, ids) in sorted(uses[system].items()))
+            methods.append(Method(system.value, label, how, ops))
+    return tuple(methods)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _targets(targets: Sequence[TargetSummary]) -> tuple[TargetGroup, ...]:
+    by_kind: dict[TargetKind, list[TargetSummary]] = defaultdict(list)
+    for t in targets:
+        by_kind[t.kind].append(t)
+    return tuple(TargetGroup(kind.value, _capital(KIND_LABELS[kind][1]), len(by_kind[kind]),
+                             tuple(sorted(by_kind[kind], key=lambda t: t.id)[:TARGET_LIMIT]))
+                 for kind in TargetKind if kind in by_kind)
+
+
+def _scope_line(result: ScanResult, targets: Sequence[TargetGroup]) -> str:
+    kinds = "; ".join(counted(g.count, *KIND_LABELS[TargetKind(g.kind)]) for g in targets)
+    shard = f" (shard {result.shard.index} of {result.shard.count})" if result.shard else ""
+    return f"{counted(len(result.checks), 'check')} against {kinds or 'no targets'}{shard}"
+
+
+def _date(timestamp: str) -> str:
+    try:
+        return datetime.fromisoformat(timestamp).strftime("%d %B %Y")
+    except ValueError:
+        return timestamp
+
+
+def _waivers(waivers: Iterable[WaiverUse]) -> tuple[WaiverUse, ...]:
+    """Waivers in force first, then expired ones, then those that match nothing."""
+    order = {WaiverState.ACTIVE: 0, WaiverState.EXPIRED: 1, WaiverState.UNMATCHED: 2}
+    return tuple(sorted(waivers, key=lambda w: (order.get(w.state, 3), w.id)))
+
+
+def _priorities(sections: Sequence[Section]) -> tuple[FindingGroup, ...]:
+    """Failed groups, most severe and most widespread first."""
+    failed = [g for s in sections for g in s.groups if g.status is Status.FAIL]
+    failed.sort(key=lambda g: (-g.severity.rank, -g.count, g.check_id))
+    return tuple(failed[:PRIORITY_LIMIT])
+
+
+def build_view(result: ScanResult, options: ReportOptions | None = None) -> ReportView:
+    """Arrange a scan result into sections per standard, with grouped, counted findings."""
+    titles = {m.id: m.title for m in result.checks}
+    statuses = tuple(s.value for s in STATUS_ORDER)
+    sections = tuple(
+        Section(standard, standard.label, {s.value: n for s, n in result.counts(found).items()},
+                _groups(found, titles))
+        for standard, found in result.by_standard().items())
+    targets = _targets(result.targets)
+    counts = {s.value: n for s, n in result.counts().items()}
+    unobserved = _unobserved(result.findings)
+    reasons, _ = _tallies(Counter(f.unknown_reason.value for f in result.findings
+                                  if f.unknown_reason), limit=len(UnknownReason))
+    families, _ = _tallies(Counter(m.family.value for m in result.checks), limit=100)
     return ReportView(
-        result=result, verdict=verdict(result),
-        statuses=tuple(s.value for s in STATUS_ORDER),
-        counts={s.value: n for s, n in result.counts().items()},
-        sections=tuple(sections), unverified=unverified,
-        checks=tuple(sorted(result.checks, key=lambda m: m.id)))
+        result=result, options=options or ReportOptions(), verdict=verdict(result),
+        date=_date(result.finished), scope=_scope_line(result, targets), statuses=statuses,
+        counts=counts, total=len(result.findings), sections=sections,
+        chart=status_chart([(f"{s.standard.value}", s.title, s.counts) for s in sections],
+                           statuses),
+        targets=targets, methods=_methods(result.checks), unobserved=unobserved,
+        unknown_reasons=reasons, checks=tuple(sorted(result.checks, key=lambda m: m.id)),
+        families=families, priorities=_priorities(sections), waivers=_waivers(result.waivers))
