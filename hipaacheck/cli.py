@@ -7,6 +7,7 @@ flags: they come from the environment, the AWS chain, kubeconfig files and libpq
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,9 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -35,7 +38,7 @@ from hipaacheck.exitcodes import FailOn, exit_code
 from hipaacheck.history import DEFAULT_KEEP, History, Retention, default_path
 from hipaacheck.model import Finding, Severity
 from hipaacheck.registry import Registry, load_registry
-from hipaacheck.render import FORMATS, write_report
+from hipaacheck.render import FORMATS, ReportOptions, write_report
 from hipaacheck.render.text import print_summary
 from hipaacheck.result import ScanResult, Shard
 from hipaacheck.scanning import run_scan
@@ -58,6 +61,7 @@ _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "kubernetes", "psycopg", "s3transfer",
+                 "weasyprint", "fontTools",
                  "werkzeug", "moto", "sslyze", "nassl")
 
 
@@ -119,6 +123,9 @@ def _progress() -> Progress:
                     MofNCompleteColumn(), TimeElapsedColumn(), console=stderr, transient=True)
 
 
+_FORMAT_HELP = f"Comma-separated: text, {', '.join(FORMATS)}."
+
+
 def _parse_formats(value: str) -> list[str]:
     formats = [f.strip() for f in value.split(",") if f.strip()]
     unknown = [f for f in formats if f != "text" and f not in FORMATS]
@@ -128,11 +135,12 @@ def _parse_formats(value: str) -> list[str]:
     return formats
 
 
-def _emit(result: ScanResult, formats: list[str], out: Path) -> None:
+def _emit(result: ScanResult, formats: list[str], out: Path,
+          options: ReportOptions | None = None) -> None:
     """Write every file format into `out` and print the text summary on stdout."""
     for fmt in formats:
         if fmt != "text":
-            path = write_report(result, fmt, out)
+            path = write_report(result, fmt, out, options)
             stderr.print(f"wrote {escape(str(path))}")
     if "text" in formats:
         print_summary(result, Console(), limit=25)
@@ -180,6 +188,7 @@ class _Finish:
     history: Path | None = None
     since_last: bool = False
     retention: Retention = field(default_factory=Retention)
+    options: ReportOptions | None = None
 
     @classmethod
     def build(cls, formats: list[str], out: Path, fail_on: FailOn, threshold: Severity,
@@ -209,7 +218,7 @@ def _conclude(result: ScanResult, finish: _Finish, store: History | None) -> int
     """Write the reports, record the scan, print the diff if asked; return the exit code."""
     from hipaacheck.diff import diff, print_diff
 
-    _emit(result, finish.formats, finish.out)  # reports first: history never costs the report
+    _emit(result, finish.formats, finish.out, finish.options)  # reports first: history never costs the report
     for note in waiver_notes(result.waivers, sharded=result.shard is not None):
         stderr.print(f"[yellow]{escape(note)}[/]")
     previous = store.previous(result) if store and finish.since_last else None
@@ -251,7 +260,7 @@ def scan(
     only: Annotated[list[str] | None, typer.Option(
         help="Check id, id prefix (aws.rds) or family; repeatable.")] = None,
     format: Annotated[str, typer.Option(
-        "--format", "-f", help="Comma-separated: text, json, html, md.")] = "text,json,html,md",
+        "--format", "-f", help=_FORMAT_HELP)] = "text,json,html,md",
     out: Annotated[Path, typer.Option(help="Folder for report files.")] = Path(
         "hipaacheck-report"),
     fail_on: FailOnOpt = FailOn.FAIL,
@@ -268,6 +277,7 @@ def scan(
     scope: Annotated[str | None, typer.Option(
         envvar="HIPAACHECK_SCOPE", help="Name the job this scan belongs to in history "
         "(default: derived from the organization, the config file's path and --only).")] = None,
+    assessor: Annotated[str | None, typer.Option(help="Assessor named on the cover.")] = None,
 ) -> None:
     """Scan the targets of the inventory and write the report."""
     from hipaacheck.sharding import parse_shard, scope_id
@@ -275,6 +285,7 @@ def scan(
     _interruptible()
     finish = _Finish.build(_parse_formats(format), out, fail_on, severity_threshold, history,
                            no_history, since_last, history_keep, history_days)
+    finish = dataclasses.replace(finish, options=ReportOptions(assessor=assessor))
     spec = parse_shard(shard) if shard else None
     inventory = load_inventory(config)
     registry = load_registry()
@@ -290,7 +301,7 @@ def demo(
         "hipaacheck-demo"),
     keep_running: Annotated[bool, typer.Option(
         help="Leave the lab running after the scan, until Ctrl-C.")] = False,
-    format: Annotated[str, typer.Option("--format", "-f")] = "text,json,html,md",
+    format: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "text,json,html,md",
 ) -> None:
     """Start the built-in lab of real local services, scan it, and write the report."""
     from hipaacheck.lab.run import start_lab
@@ -318,22 +329,91 @@ def demo(
     raise typer.Exit(code)
 
 
-@app.command()
+class _ReportGroup(TyperGroup):
+    """`hipaacheck report FILE` renders; `report sign|verify|bundle|keygen` handle bundles."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args.insert(0, "render")
+        return super().resolve_command(ctx, args)
+
+
+report_app = typer.Typer(cls=_ReportGroup, no_args_is_help=True,
+                         help="Re-render saved results; build, sign and verify report bundles.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("render")
 @_guarded
-def report(
+def report_render(
     findings: Annotated[Path, typer.Argument(help="A JSON result written by `scan`.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="html or md.")] = "html",
+    format: Annotated[str, typer.Option("--format", "-f", help="html, md, pdf, sarif, ...")] = "html",
     out: Annotated[Path, typer.Option(help="Folder for the report file.")] = Path(
         "hipaacheck-report"),
+    assessor: Annotated[str | None, typer.Option(help="Assessor named on the cover.")] = None,
 ) -> None:
-    """Re-render a saved JSON result without scanning again."""
+    """Re-render a saved JSON result without scanning again (also `report FILE`)."""
     formats = _parse_formats(format)
-    try:
-        result = ScanResult.from_json(json.loads(findings.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{findings}: not a readable hipaacheck result "
-                         f"({type(exc).__name__})") from None
-    _emit(result, formats, out)
+    _emit(_read_result(findings), formats, out, ReportOptions(assessor=assessor))
+
+
+@report_app.command("bundle")
+@_guarded
+def report_bundle(
+    findings: Annotated[Path, typer.Argument(help="A JSON result written by `scan`.")],
+    out: Annotated[Path, typer.Option(help="The bundle folder.")] = Path("hipaacheck-bundle"),
+    format: Annotated[str, typer.Option("--format", "-f")] = "json,html,md",
+    assessor: Annotated[str | None, typer.Option(help="Assessor named on the cover.")] = None,
+) -> None:
+    """Write report files, the JSON findings and a manifest of SHA-256 digests."""
+    from hipaacheck.bundle import write_bundle
+
+    formats = [f for f in _parse_formats(format) if f != "text"]
+    manifest = write_bundle(_read_result(findings), out, formats, ReportOptions(assessor=assessor))
+    stderr.print(f"wrote {escape(str(manifest))}")
+
+
+@report_app.command("keygen")
+@_guarded
+def report_keygen(
+    private_key: Annotated[Path, typer.Argument(help="Where to write the private key.")],
+    public_key: Annotated[Path, typer.Argument(help="Where to write the public key.")],
+) -> None:
+    """Create an Ed25519 key pair for signing bundles (never overwrites a private key)."""
+    from hipaacheck.bundle import write_key_pair
+
+    write_key_pair(private_key, public_key)
+    stderr.print(f"wrote {escape(str(private_key))} (owner-only) and {escape(str(public_key))}")
+
+
+@report_app.command("sign")
+@_guarded
+def report_sign(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    key: Annotated[Path, typer.Option(help="Ed25519 private key (PEM or OpenSSH).")],
+) -> None:
+    """Sign a bundle's manifest so a recipient can tell the report was not edited."""
+    from hipaacheck.bundle import sign
+
+    stderr.print(f"wrote {escape(str(sign(bundle, key)))}")
+
+
+@report_app.command("verify")
+@_guarded
+def report_verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder.")],
+    key: Annotated[Path | None, typer.Option(
+        help="Ed25519 public key; without it only the digests are checked.")] = None,
+) -> None:
+    """Check every file of a bundle against its manifest, and the signature with --key."""
+    from hipaacheck.bundle import verify
+
+    outcome = verify(bundle, key)
+    for problem in outcome.problems:
+        stderr.print(f"[red]problem:[/] {escape(problem)}")
+    state = "signature valid" if outcome.signed else "digests only, no signature checked"
+    Console().print(f"{'OK' if outcome.ok else 'NOT OK'}: {outcome.files} files, {state}")
+    raise typer.Exit(0 if outcome.ok else 1)
 
 
 def _read_result(path: Path) -> ScanResult:
@@ -479,7 +559,7 @@ def merge(
     shards: Annotated[list[str], typer.Argument(
         help="Shard results: JSON files, folders of them, or an s3://bucket/prefix.")],
     format: Annotated[str, typer.Option(
-        "--format", "-f", help="Comma-separated: text, json, html, md.")] = "text,json,html,md",
+        "--format", "-f", help=_FORMAT_HELP)] = "text,json,html,md",
     out: Annotated[Path, typer.Option(help="Folder for report files.")] = Path(
         "hipaacheck-report"),
     fail_on: FailOnOpt = FailOn.FAIL,
