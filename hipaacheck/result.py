@@ -148,7 +148,7 @@ class ScanResult:
             },
             "summary": {s.value: n for s, n in self.counts().items()},
             "checks": [_plain(asdict(m)) for m in self.checks],
-            "findings": [_plain(asdict(f)) for f in self.findings],
+            "findings": [_finding_json(f) for f in self.findings],
             "waivers": [_plain(asdict(w)) for w in self.waivers],
         }
 
@@ -183,6 +183,23 @@ def _waiver_from_json(w: Mapping[str, Any]) -> WaiverUse:
         resource_pattern=w["resource_pattern"], justification=w["justification"],
         approver=w["approver"], expires=w["expires"], state=WaiverState(w["state"]),
         matched=int(w.get("matched", 0)))
+
+
+_PRIMITIVES = (str, int, float, bool, type(None))
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    """One finding as JSON, by hand: `asdict` deep-copies and dominates large scans' cost."""
+    evidence = {k: v if isinstance(v, _PRIMITIVES) and not hasattr(v, "value") else _plain(v)
+                for k, v in f.evidence.items()}
+    return {
+        "check_id": f.check_id, "target": f.target, "resource": f.resource,
+        "status": f.status.value, "reason": f.reason, "severity": f.severity.value,
+        "standard": f.standard.value, "citations": list(f.citations),
+        "remediation": f.remediation, "evidence": evidence, "needs": f.needs,
+        "unknown_reason": f.unknown_reason.value if f.unknown_reason else None,
+        "waiver": _plain(asdict(f.waiver)) if f.waiver else None,
+    }
 
 
 def _plain(value: Any) -> Any:
