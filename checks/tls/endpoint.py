@@ -2,8 +2,8 @@
 Transmission security of a TLS endpoint: the protocol versions it accepts and the certificate
 chain it presents (45 CFR 164.312(e)(1), (e)(2)(i), (e)(2)(ii)).
 
-Both checks judge the same probe: the first to collect runs it, the second finds it in the
-scan's memo, so every endpoint is probed once per scan.
+Every TLS endpoint check judges the same probe: the first to collect runs it, the others find
+it in the scan's memo, so every endpoint is probed once per scan.
 """
 
 from __future__ import annotations
@@ -12,60 +12,37 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.checks.tls.common import (
+    OPERATIONS,
+    collect_tls,
+    first_unknown,
+    plaintext_failure,
+    unverified,
+    version_names,
+    worst,
+)
 from hipaacheck.clients.tls import (
     LEGACY_VERSIONS,
     CertificateObservation,
+    ServiceKind,
     TlsObservation,
     TlsVersion,
-    probe_endpoint,
 )
-from hipaacheck.config import TlsEndpointConfig
 from hipaacheck.model import (
     CheckMeta,
     EvidenceValue,
     Family,
     Finding,
     FindingBuilder,
-    Operation,
     Severity,
     Standard,
-    Status,
-    System,
     Target,
     TargetKind,
     Unknown,
     UnknownReason,
 )
 
-_SHARED_PROBE = "shared by the TLS checks: each endpoint is probed once per scan"
-_OPERATIONS = (
-    Operation(System.TLS, "TLS handshake (protocol version probes)",
-              "sslyze's cipher-suite scans for SSL 2.0 to TLS 1.3, one handshake per suite; "
-              + _SHARED_PROBE),
-    Operation(System.TLS, "TLS handshake (certificate chain retrieval)",
-              "sslyze's certificate_info scan: four handshakes; " + _SHARED_PROBE),
-    Operation(System.TLS, "TCP connect and one ClientHello (plaintext detection)",
-              "only when no handshake completes, to tell a plaintext listener from a refusal"),
-)
-
-
-def collect_tls(ctx: CheckContext, target: Target) -> TlsObservation:
-    """
-    The probe of `target`'s endpoint, run once per scan and shared through the memo.
-    """
-    endpoint = target.config
-    if not isinstance(endpoint, TlsEndpointConfig):
-        raise TypeError(f"target {target.id} carries no TLS endpoint configuration")
-    return ctx.memo.get(("tls", target.id),
-                        lambda: probe_endpoint(endpoint, timeout=ctx.timeout, clock=ctx.clock))
-
-
-def _first_unknown(facts: Sequence[object]) -> Unknown | None:
-    return next((f for f in facts if isinstance(f, Unknown)), None)
-
-
-def _names(versions: Sequence[TlsVersion]) -> tuple[str, ...]:
-    return tuple(v.value for v in versions)
+__all__ = ["CertificateChain", "ProtocolVersions", "collect_tls"]
 
 
 class ProtocolVersions(Check[TlsObservation]):
@@ -91,11 +68,11 @@ class ProtocolVersions(Check[TlsObservation]):
             "example `ssl_protocols TLSv1.2 TLSv1.3;` in nginx, `ssl_min_protocol_version = "
             "'TLSv1.2'` in PostgreSQL, an ELBSecurityPolicy-TLS13-1-2 policy on AWS load "
             "balancers); put TLS in front of any plaintext listener."),
-        operations=_OPERATIONS,
+        operations=OPERATIONS,
     )
 
     def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the certificate check)."""
+        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
         return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
@@ -105,16 +82,15 @@ class ProtocolVersions(Check[TlsObservation]):
         facts = [obs.protocols.get(v, _missing(v)) for v in TlsVersion]
         accepted = obs.accepted_versions()
         legacy = tuple(v for v in accepted if v in LEGACY_VERSIONS)
-        unknown = _first_unknown(facts)
+        unknown = first_unknown(facts)
         evidence = _protocol_evidence(obs, accepted, legacy)
         if obs.plaintext is True:
-            return [build.failed(obs.endpoint, "The port answers in plaintext: no TLS protects "
-                                 "data sent to it.", evidence=evidence)]
+            return [plaintext_failure(build, obs, "no TLS protects data sent to it.")]
         if legacy:
             return [build.failed(obs.endpoint, f"Accepts {', '.join(_names(legacy))}, which "
                                  "must not carry ePHI.", evidence=evidence)]
         if unknown is not None:
-            return [_unverified(build, obs.endpoint, unknown, "protocol support", evidence)]
+            return [unverified(build, obs.endpoint, unknown, "protocol support", evidence)]
         return [self._judge_modern(build, obs.endpoint, accepted, evidence)]
 
     @staticmethod
@@ -128,6 +104,10 @@ class ProtocolVersions(Check[TlsObservation]):
             return build.warned(resource, "Accepts TLS 1.2 but not TLS 1.3.", evidence=evidence)
         return build.passed(resource, f"Accepts only {', '.join(_names(accepted))}.",
                             evidence=evidence)
+
+
+def _names(versions: Sequence[TlsVersion]) -> tuple[str, ...]:
+    return version_names(versions)
 
 
 def _missing(version: TlsVersion) -> Unknown:
@@ -146,13 +126,10 @@ def _protocol_evidence(obs: TlsObservation, accepted: tuple[TlsVersion, ...],
         "lowest_version": accepted[0].value if accepted else None,
         "highest_version": accepted[-1].value if accepted else None,
         "plaintext": obs.plaintext if isinstance(obs.plaintext, bool) else None,
+        "service": obs.service.value if isinstance(obs.service, ServiceKind) else None,
+        "client_certificate_requested": obs.client_certificate_requested,
+        "connections": obs.connections,
     }
-
-
-def _unverified(build: FindingBuilder[TlsObservation], resource: str, unknown: Unknown,
-                what: str, evidence: dict[str, EvidenceValue] | None = None) -> Finding:
-    return build.make(Status.UNVERIFIED, resource, f"Could not observe {what}: {unknown.detail}",
-                      evidence=evidence, needs=unknown.needs, unknown_reason=unknown.reason)
 
 
 class CertificateChain(Check[TlsObservation]):
@@ -178,11 +155,11 @@ class CertificateChain(Check[TlsObservation]):
             "Serve a certificate issued by the intended CA, whose subjectAltName covers the "
             "name clients use, together with its intermediate certificates; renew it before it "
             "expires (automate renewal, e.g. ACME or AWS Certificate Manager)."),
-        operations=_OPERATIONS,
+        operations=OPERATIONS,
     )
 
     def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the protocol check)."""
+        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
         return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
@@ -190,16 +167,13 @@ class CertificateChain(Check[TlsObservation]):
         """Judge the worst certificate deployment against the intended store and the date."""
         build = self.findings(target)
         if obs.plaintext is True:
-            return [build.failed(obs.endpoint, "The port answers in plaintext: no certificate "
-                                 "authenticates it.", evidence={"endpoint": obs.endpoint})]
+            return [plaintext_failure(build, obs, "no certificate authenticates it.")]
         if isinstance(obs.certificates, Unknown):
-            return [_unverified(build, obs.endpoint, obs.certificates, "the certificate chain")]
+            return [unverified(build, obs.endpoint, obs.certificates, "the certificate chain")]
         if not obs.certificates:
             return [build.failed(obs.endpoint, "The server presents no certificate, so clients "
                                  "cannot authenticate it.", evidence={"endpoint": obs.endpoint})]
-        verdicts = [_judge_certificate(build, obs, c, policy) for c in obs.certificates]
-        order = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2}
-        return [min(verdicts, key=lambda f: order.get(f.status, 0))]
+        return [worst([_judge_certificate(build, obs, c, policy) for c in obs.certificates])]
 
 
 def _days(end: datetime, start: datetime) -> int:
@@ -216,6 +190,7 @@ def _certificate_evidence(obs: TlsObservation,
         "verified": cert.verified,
         "validation_error": cert.validation_error,
         "hostname_matches": cert.hostname_matches,
+        "has_san": cert.has_san,
         "not_after": cert.not_after.isoformat(),
         "days_to_expiry": _days(cert.not_after, obs.observed_at),
         "issuer_cn": cert.issuer_cn,
@@ -236,6 +211,9 @@ def _judge_certificate(build: FindingBuilder[TlsObservation], obs: TlsObservatio
                             evidence=evidence)
     if cert.not_before > obs.observed_at:
         return build.failed(resource, "The certificate is not valid yet.", evidence=evidence)
+    if not cert.has_san:
+        return build.failed(resource, "The certificate has no subjectAltName, so it covers no "
+                            "name a client checks.", evidence=evidence)
     if not cert.hostname_matches:
         return build.failed(resource, f"The certificate does not cover {obs.server_name}.",
                             evidence=evidence)

@@ -1,11 +1,12 @@
 """
-The TLS prober against real loopback servers: what it observes and what it never schedules.
+The TLS prober against real loopback servers: the pre-probe's classification, what the
+handshakes observe, how few connections they take, and how a hung port is bounded.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,22 +18,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hipaacheck.clients.tls import (
-    ALLOWED_SCAN_COMMANDS,
-    ATTACK_SCAN_COMMANDS,
     CertificateObservation,
+    ServiceKind,
+    SuiteClass,
+    TlsObservation,
     TlsVersion,
     ca_bundle_problem,
     hostname_matches,
     probe_endpoint,
-    scan_request,
-    sniff_plaintext,
 )
 from hipaacheck.config import TlsEndpointConfig
 from hipaacheck.lab.certs import LabCertificates, mint_lab_certificates
 from hipaacheck.lab.tls import RunningServer, start_server, start_tls_server
+from hipaacheck.lab.tls_matrix import free_port
 from hipaacheck.model import Unknown, UnknownReason
 
-TIMEOUT = 5.0
+TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +49,13 @@ def servers(certs: LabCertificates) -> Iterator[dict[str, RunningServer]]:
         "wrong_host": start_tls_server("wrong_host", certs.wrong_host),
         "self_signed": start_tls_server("self_signed", certs.self_signed),
         "plaintext": start_server("plaintext", None),
+        "banner": start_server("banner", None, behaviour="banner"),
+        "closing": start_server("closing", None, behaviour="close"),
+        "hanging": start_server("hanging", None, behaviour="hang"),
     }
     yield started
     for server in started.values():
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def endpoint(port: int, ca_bundle: Path | None = None, **extra: object) -> TlsEndpointConfig:
@@ -72,31 +69,57 @@ def only_certificate(fact: object) -> CertificateObservation:
     return fact[0]
 
 
+def every_fact(obs: TlsObservation) -> list[object]:
+    return [obs.service, *obs.protocols.values(), obs.plaintext, *obs.suite_classes.values(),
+            obs.dh_group_bits, obs.tls12_aead, obs.certificates]
+
+
 def test_modern_server_against_the_configured_bundle(
         servers: dict[str, RunningServer], certs: LabCertificates) -> None:
-    stamp = datetime(2026, 1, 2, tzinfo=UTC)
+    stamp = datetime.now(UTC) + timedelta(hours=1)
     obs = probe_endpoint(endpoint(servers["modern"].port, certs.ca_bundle), timeout=TIMEOUT,
                          clock=lambda: stamp)
+    assert obs.service == ServiceKind.TLS and obs.plaintext is False
     assert obs.accepted_versions() == (TlsVersion.TLS_1_2, TlsVersion.TLS_1_3)
     assert all(obs.protocols[v] is False for v in TlsVersion
                if v not in (TlsVersion.TLS_1_2, TlsVersion.TLS_1_3))
+    assert obs.suite_classes == {c: False for c in SuiteClass}
+    assert obs.dh_group_bits is None and obs.tls12_aead is True
     assert obs.cipher_suites[TlsVersion.TLS_1_3]
-    assert obs.plaintext is False
     assert obs.observed_at == stamp
     leaf = only_certificate(obs.certificates)
     assert leaf.store == "configured CA bundle"
     assert leaf.verified and leaf.hostname_matches and leaf.validation_error is None
     assert leaf.not_after == certs.good.not_after
     assert leaf.issuer_cn == "hipaacheck lab intermediate CA"
-    assert leaf.chain_length == 2
+    assert leaf.chain_length == 2 and leaf.has_san and leaf.server_auth_eku is True
+    assert [(c.key_type, c.key_bits, c.signature_hash) for c in leaf.chain] == [
+        ("EC", 256, "sha256"), ("EC", 256, "sha256")]
 
 
-def test_without_a_bundle_the_mozilla_store_judges(
-        servers: dict[str, RunningServer]) -> None:
+def test_modern_server_takes_few_connections(servers: dict[str, RunningServer],
+                                             certs: LabCertificates) -> None:
+    server = servers["modern"]
+    before = server.connections
+    obs = probe_endpoint(endpoint(server.port, certs.ca_bundle), timeout=TIMEOUT)
+    assert obs.connections <= 10
+    assert server.connections - before == obs.connections
+
+
+def test_chains_are_validated_at_the_probe_clock(servers: dict[str, RunningServer],
+                                                 certs: LabCertificates) -> None:
+    later = datetime.now(UTC) + timedelta(days=400)
+    obs = probe_endpoint(endpoint(servers["modern"].port, certs.ca_bundle), timeout=TIMEOUT,
+                         clock=lambda: later)
+    leaf = only_certificate(obs.certificates)
+    assert not leaf.verified and leaf.validation_error == "outside_validity_period"
+
+
+def test_without_a_bundle_the_mozilla_store_judges(servers: dict[str, RunningServer]) -> None:
     obs = probe_endpoint(endpoint(servers["modern"].port), timeout=TIMEOUT)
     leaf = only_certificate(obs.certificates)
     assert leaf.store == "Mozilla"
-    assert not leaf.verified
+    assert not leaf.verified and not leaf.public_ca
     assert leaf.validation_error == "untrusted_issuer"
 
 
@@ -112,17 +135,19 @@ def test_dns_server_name_is_sent_and_matched(
 def test_legacy_server_accepts_tls10_and_tls11(
         servers: dict[str, RunningServer], certs: LabCertificates) -> None:
     obs = probe_endpoint(endpoint(servers["legacy"].port, certs.ca_bundle), timeout=TIMEOUT)
-    assert obs.protocols[TlsVersion.TLS_1_0] is True
-    assert obs.protocols[TlsVersion.TLS_1_1] is True
+    assert obs.accepted_versions() == (TlsVersion.TLS_1_0, TlsVersion.TLS_1_1,
+                                       TlsVersion.TLS_1_2, TlsVersion.TLS_1_3)
     assert obs.protocols[TlsVersion.SSL_2_0] is False
+    assert obs.protocols[TlsVersion.SSL_3_0] is False
+    assert obs.cipher_suites[TlsVersion.TLS_1_0]
+    assert obs.connections <= 12
 
 
 def test_wrong_host_certificate(servers: dict[str, RunningServer],
                                 certs: LabCertificates) -> None:
     obs = probe_endpoint(endpoint(servers["wrong_host"].port, certs.ca_bundle), timeout=TIMEOUT)
     leaf = only_certificate(obs.certificates)
-    assert not leaf.hostname_matches
-    assert not leaf.verified
+    assert not leaf.hostname_matches and not leaf.verified
     assert leaf.validation_error == "hostname_mismatch"
 
 
@@ -132,27 +157,63 @@ def test_self_signed_certificate(servers: dict[str, RunningServer],
                          timeout=TIMEOUT)
     leaf = only_certificate(obs.certificates)
     assert not leaf.verified
-    assert leaf.validation_error == "untrusted_issuer"
-    assert leaf.chain_length == 1
+    assert leaf.validation_error == "self_signed"
+    assert leaf.chain_length == 1 and leaf.chain[0].self_signed
 
 
-def test_plaintext_listener_is_recognised(servers: dict[str, RunningServer],
-                                          certs: LabCertificates) -> None:
+def test_http_listener_is_recognised_after_one_connection(
+        servers: dict[str, RunningServer], certs: LabCertificates) -> None:
+    # The lab's HTTP server waits for the end of a request, as real ones do: the pre-probe
+    # nudges it after a second of silence
     obs = probe_endpoint(endpoint(servers["plaintext"].port, certs.ca_bundle), timeout=TIMEOUT)
-    assert obs.plaintext is True
+    assert obs.service == ServiceKind.PLAINTEXT_HTTP and obs.plaintext is True
     assert obs.accepted_versions() == ()
     assert isinstance(obs.certificates, Unknown)
     assert obs.certificates.reason == UnknownReason.NOT_SUPPORTED
+    assert obs.connections == 1
 
 
-def test_closed_port_makes_every_fact_unreachable(closed_port: int) -> None:
-    obs = probe_endpoint(endpoint(closed_port), timeout=TIMEOUT)
-    facts = [*obs.protocols.values(), obs.plaintext, obs.certificates]
-    assert len(facts) == len(TlsVersion) + 2
-    for fact in facts:
+def test_a_banner_is_plaintext(servers: dict[str, RunningServer]) -> None:
+    obs = probe_endpoint(endpoint(servers["banner"].port), timeout=TIMEOUT)
+    assert obs.service == ServiceKind.PLAINTEXT_OTHER and obs.plaintext is True
+    assert obs.connections == 1
+
+
+def test_a_port_that_closes_at_once_is_not_visible(servers: dict[str, RunningServer]) -> None:
+    obs = probe_endpoint(endpoint(servers["closing"].port), timeout=TIMEOUT)
+    facts = every_fact(obs)
+    assert all(isinstance(f, Unknown) and f.reason == UnknownReason.NOT_VISIBLE for f in facts)
+    assert obs.connections == 2 + len(TlsVersion)  # TLS 1.2 is offered by both builds
+
+
+def test_closed_port_makes_every_fact_unreachable() -> None:
+    port = free_port()
+    obs = probe_endpoint(endpoint(port), timeout=TIMEOUT)
+    for fact in every_fact(obs):
         assert isinstance(fact, Unknown)
         assert fact.reason == UnknownReason.UNREACHABLE
-        assert fact.needs == f"network reachability to 127.0.0.1:{closed_port}"
+        assert fact.needs == f"network reachability to 127.0.0.1:{port}"
+    assert obs.connections == 1
+
+
+def test_a_hung_port_costs_one_timeout_and_one_connection(
+        servers: dict[str, RunningServer]) -> None:
+    started = time.monotonic()
+    obs = probe_endpoint(endpoint(servers["hanging"].port), timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 1.5
+    assert obs.connections == 1
+    for fact in every_fact(obs):
+        assert isinstance(fact, Unknown) and fact.reason == UnknownReason.TIMEOUT
+    assert isinstance(obs.service, Unknown)
+    assert "never answered" in obs.service.detail
+
+
+def test_the_deadline_bounds_the_whole_probe(servers: dict[str, RunningServer]) -> None:
+    obs = probe_endpoint(endpoint(servers["modern"].port), timeout=TIMEOUT, deadline=1e-9)
+    assert obs.connections == 0
+    assert all(isinstance(f, Unknown) and f.reason == UnknownReason.TIMEOUT
+               for f in every_fact(obs))
 
 
 def test_unreadable_bundle_leaves_protocols_known(servers: dict[str, RunningServer],
@@ -174,26 +235,6 @@ def test_bundle_without_certificates_is_unparseable(tmp_path: Path) -> None:
 
 def test_lab_bundle_is_usable(certs: LabCertificates) -> None:
     assert ca_bundle_problem(certs.ca_bundle) is None
-
-
-@pytest.mark.parametrize("attack_probes", [False, True])
-def test_scan_request_schedules_ordinary_handshakes_only(
-        certs: LabCertificates, attack_probes: bool) -> None:
-    config = endpoint(443, certs.ca_bundle, attack_probes=attack_probes)
-    request = scan_request(config, timeout=2.5)
-    assert request.scan_commands == set(ALLOWED_SCAN_COMMANDS)
-    assert not request.scan_commands & ATTACK_SCAN_COMMANDS
-    assert request.network_configuration.network_timeout == 3
-
-
-def test_sniff_tells_plaintext_from_tls(servers: dict[str, RunningServer],
-                                        closed_port: int) -> None:
-    assert sniff_plaintext("127.0.0.1", servers["plaintext"].port, "127.0.0.1",
-                           timeout=TIMEOUT) is True
-    assert sniff_plaintext("127.0.0.1", servers["modern"].port, "localhost",
-                           timeout=TIMEOUT) is False
-    closed = sniff_plaintext("127.0.0.1", closed_port, "127.0.0.1", timeout=TIMEOUT)
-    assert isinstance(closed, Unknown) and closed.reason == UnknownReason.UNREACHABLE
 
 
 def _leaf_with(names: list[x509.GeneralName] | None) -> x509.Certificate:
