@@ -23,7 +23,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
 from rich.console import Console
@@ -332,7 +331,8 @@ def demo(
 class _ReportGroup(TyperGroup):
     """`hipaacheck report FILE` renders; `report sign|verify|bundle|keygen` handle bundles."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # NOTE: `ctx` is typed Any: typer vendors its own click, whose Context is private.
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args.insert(0, "render")
         return super().resolve_command(ctx, args)
