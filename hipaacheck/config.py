@@ -15,10 +15,19 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hipaacheck.check import Policy
 from hipaacheck.errors import ConfigError
@@ -69,6 +78,13 @@ class AwsAccountConfig(_Strict):
     """A local AWS-compatible endpoint (moto, LocalStack); also honoured from AWS_ENDPOINT_URL."""
     role_arn: str | None = None
     external_id: SecretField | None = None
+    application_role_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    """The application's IAM role, judged for write access to the audit stores."""
+    audit_buckets: list[str] = []
+    """Glob patterns of S3 buckets that hold audit records (CloudTrail's are found)."""
+    audit_log_groups: list[str] = []
+    """Glob patterns of CloudWatch log groups that hold audit records."""
 
 
 class AwsConfig(_Strict):
@@ -86,6 +102,12 @@ class KubernetesClusterConfig(_Strict):
     in_cluster: bool = False
     namespaces: list[str] = []
     """Namespaces holding PHI workloads; empty means every namespace."""
+    application_workloads: list[str] = []
+    """Globs over `namespace/Kind/name` of the application's workloads."""
+    audit_writer_workloads: list[str] = []
+    """Globs over `namespace/Kind/name` of the workloads that write the audit trail."""
+    audit_secrets: list[str] = []
+    """`namespace/name` of the Secrets that hold the audit store's credentials."""
 
 
 class KubernetesConfig(_Strict):
@@ -124,20 +146,127 @@ class PostgresConfig(_Strict):
     audit: PostgresConnection | None = None
     audit_tables: list[str] = []
     """Qualified names (`audit.access_log`) of the relations that hold the audit trail."""
+    audit_reader: PostgresConnection | None = None
+    """A connection with SELECT on the audit tables; defaults to `audit`, then `application`."""
+    audit_columns: dict[Literal["actor", "time", "action", "record"], str] = {}
+    """Column names of the audit tables where the built-in guesses are wrong."""
+    tenant_columns: list[str] = []
+    """Tenant column names; empty means the built-in tenant_id, org_id, practice_id, ..."""
+
+
+_MiB = 1024 * 1024
 
 
 class LogSinkConfig(_Strict):
-    """A set of log files: paths, globs or directories."""
+    """
+    A set of local log files: paths, globs or directories (`kind: files`, the default).
 
+    Files share `max_bytes_per_sink`, the most recently modified first; a file larger than
+    its share is sampled (head, tail and random offsets) rather than read whole.
+    """
+
+    kind: Literal["files"] = "files"
     name: str
     paths: list[str] = Field(min_length=1)
-    max_bytes_per_file: int = Field(default=256 * 1024 * 1024, ge=1)
+    max_bytes_per_file: int = Field(default=256 * _MiB, ge=1)
+    max_bytes_per_sink: int = Field(default=4096 * _MiB, ge=1)
+
+
+class CloudWatchSinkConfig(_Strict):
+    """
+    CloudWatch Logs groups, named or matched by prefix, in every region of `account`.
+
+    `account` is written like an `aws.accounts` entry (a YAML alias of one works); the scan
+    reads through its own read-only session for this sink. Recent events are sampled over
+    `window_hours`, and, where the group has a data protection policy, the same span before
+    the policy took effect, within the event and byte budgets.
+    """
+
+    kind: Literal["cloudwatch"]
+    name: str
+    account: AwsAccountConfig
+    log_groups: list[str] = []
+    log_group_prefixes: list[str] = []
+    window_hours: float = Field(default=24.0, gt=0, le=24 * 455)
+    max_groups: int = Field(default=200, ge=1)
+    max_events_per_group: int = Field(default=20_000, ge=1)
+    max_bytes_per_group: int = Field(default=32 * _MiB, ge=1)
+    max_bytes_per_sink: int = Field(default=512 * _MiB, ge=1)
+    sample_before_policy: bool = True
+
+    @model_validator(mode="after")
+    def _names_something(self) -> CloudWatchSinkConfig:
+        if not self.log_groups and not self.log_group_prefixes:
+            raise ValueError("name at least one log group or log group prefix")
+        return self
+
+
+class S3LogSinkConfig(_Strict):
+    """
+    Log objects in an S3 bucket under `prefixes`: the most recent objects (at most
+    `max_age_days` old), read with ranged GETs within the per-object and per-sink budgets.
+    """
+
+    kind: Literal["s3"]
+    name: str
+    account: AwsAccountConfig
+    bucket: str = Field(min_length=3, max_length=63)
+    prefixes: list[str] = Field(default_factory=lambda: [""], min_length=1)
+    max_age_days: float = Field(default=7.0, gt=0)
+    max_objects: int = Field(default=200, ge=1)
+    max_bytes_per_object: int = Field(default=16 * _MiB, ge=1)
+    max_bytes_per_sink: int = Field(default=512 * _MiB, ge=1)
+
+
+class PodLogSinkConfig(_Strict):
+    """
+    Kubernetes pod logs: every container (init and ephemeral ones too) of the pods in
+    `namespaces` matching any of `label_selectors`, and the previous container of each one
+    that restarted. The API server trims each log to `tail_lines` and `limit_bytes`.
+
+    Empty `namespaces` means the cluster entry's own `namespaces`, or every namespace when
+    that is empty too; empty `label_selectors` means every pod.
+    """
+
+    kind: Literal["pods"]
+    name: str
+    cluster: KubernetesClusterConfig
+    namespaces: list[str] = []
+    label_selectors: list[str] = []
+    previous: bool = True
+    tail_lines: int = Field(default=5000, ge=1)
+    limit_bytes: int = Field(default=4 * _MiB, ge=1)
+    max_pods: int = Field(default=500, ge=1)
+    max_bytes_per_sink: int = Field(default=512 * _MiB, ge=1)
+
+
+SINK_KINDS = ("files", "cloudwatch", "s3", "pods")
+
+
+def _sink_kind(value: Any) -> str | None:
+    """The tag of a sink entry: its `kind`, `files` when it names none."""
+    kind = value.get("kind", "files") if isinstance(value, dict) else getattr(value, "kind", None)
+    # The bracket keeps the tag out of error paths (see `_walk_errors`): `logs.sinks[0].paths`.
+    return f"kind[{kind}]" if kind in SINK_KINDS else None
+
+
+AnyLogSink = Annotated[
+    Union[
+        Annotated[LogSinkConfig, Tag("kind[files]")],
+        Annotated[CloudWatchSinkConfig, Tag("kind[cloudwatch]")],
+        Annotated[S3LogSinkConfig, Tag("kind[s3]")],
+        Annotated[PodLogSinkConfig, Tag("kind[pods]")],
+    ],
+    Discriminator(_sink_kind, custom_error_type="sink_kind",
+                  custom_error_message="kind must be one of: " + ", ".join(SINK_KINDS)),
+]
+"""One entry of `logs.sinks`, told apart by its `kind`."""
 
 
 class LogsConfig(_Strict):
-    """The `logs` section."""
+    """The `logs` section: sinks of every kind, each a target of its own (`logs:NAME`)."""
 
-    sinks: list[LogSinkConfig] = []
+    sinks: list[AnyLogSink] = []
 
 
 class PolicyConfig(_Strict):

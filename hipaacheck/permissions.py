@@ -17,6 +17,8 @@ from hipaacheck.errors import RegistryError
 from hipaacheck.model import CheckMeta, System
 
 READ_VERBS = frozenset({"get", "list", "watch"})
+# API groups whose names have no dot; every other group name contains one.
+UNDOTTED_GROUPS = frozenset({"apps", "batch", "autoscaling", "policy"})
 
 
 def _actions(metas: Iterable[CheckMeta], system: System) -> list[str]:
@@ -34,7 +36,8 @@ def aws_policy(metas: Iterable[CheckMeta]) -> str:
 def _split_k8s(action: str) -> tuple[str, str, str]:
     verb, _, resource = action.partition(" ")
     head, _, tail = resource.partition("/")
-    group, name = (head, tail) if "." in head and tail else ("", resource)
+    is_group = bool(tail) and ("." in head or head in UNDOTTED_GROUPS)
+    group, name = (head, tail) if is_group else ("", resource)
     if verb not in READ_VERBS or not name:
         raise RegistryError(f"Kubernetes operation {action!r} is not a read-only verb and resource")
     return verb, group, name

@@ -8,9 +8,13 @@ Two controls, both under 164.312(b) (audit controls) and 164.312(c)(1) (integrit
   compared as keyed hashes in memory; only the yes or no survives the comparison.
 - `AppCanModifyAudit` asks the catalog, with the application's credentials only, whether the
   application role can UPDATE, DELETE or TRUNCATE each configured audit table, or owns it (or
-  its schema) and could therefore grant itself that or drop it.
+  its schema) and could therefore grant itself that or drop it; as superuser, or past the
+  table's row-level security with BYPASSRLS.
 
-Both read catalogs and session functions only; no audit row is ever read.
+Both read catalogs and session functions only; no audit row is ever read. Their evidence
+carries the `trail_*` keys of the report's "Audit controls" table (see `store.py`). The audit
+store's other properties are judged in `store.py` (append-only guards, location), `breach.py`
+(shape, reads captured, queryability) and, for tenant isolation, `tenants.py`.
 """
 
 from __future__ import annotations
@@ -252,11 +256,27 @@ def _shared_open_question(f: FindingBuilder[Any], resource: str,
     return None
 
 
+def _shares(obs: SharedCredentialsObservation) -> EvidenceValue:
+    """Whether the audit store is reached with the application's credentials, as evaluated."""
+    if obs.same_password is True:
+        return True
+    if isinstance(obs.application_role, Unknown) or isinstance(obs.audit_role, Unknown):
+        return "unknown"
+    same_role = obs.application_role == obs.audit_role
+    if same_role and obs.same_server is True:
+        return True
+    if isinstance(obs.same_password, Unknown) or (same_role and isinstance(obs.same_server,
+                                                                            Unknown)):
+        return "unknown"
+    return False
+
+
 def _shared_evidence(obs: SharedCredentialsObservation) -> dict[str, EvidenceValue]:
     def plain(fact: Fact[Any]) -> EvidenceValue:
         return "unknown" if isinstance(fact, Unknown) else cast(EvidenceValue, fact)
 
     return {"application": obs.application, "audit": obs.audit,
+            "trail_kind": "postgres_table", "trail_shares_app_credentials": _shares(obs),
             "application_role": plain(obs.application_role), "audit_role": plain(obs.audit_role),
             "same_server": plain(obs.same_server), "server_basis": obs.server_basis,
             "same_role": (obs.application_role == obs.audit_role
@@ -462,7 +482,8 @@ class AppCanModifyAudit(Check[AppCanModifyObservation]):
             "With the application's credentials only, reads the catalog for each configured "
             "audit table: UPDATE, DELETE and TRUNCATE privileges (direct, through PUBLIC, "
             "through role membership, or on columns), ownership of the table or its schema "
-            "(which lets a role grant itself anything or drop the table) and superuser status. "
+            "(which lets a role grant itself anything or drop the table), superuser status, and "
+            "BYPASSRLS where the table relies on row-level security. "
             "When the audit tables live in another database on the same server, it first asks "
             "whether the application role may connect there at all. It also records whether a "
             "BEFORE UPDATE/DELETE/TRUNCATE trigger guards the table."),
@@ -553,6 +574,9 @@ def modification_routes(role: RoleFacts, table: AuditTable) -> tuple[str, ...]:
     routes: list[str] = []
     if role.superuser:
         routes.append("superuser")
+    if role.bypass_rls and table.row_security and not role.superuser and (
+            table.effective or any(g.held for g in table.grants)):
+        routes.append("BYPASSRLS: the table's row-level security does not bind it")
     if table.owner_held:
         routes.append("owns the table" if table.owner == role.name
                       else f"member of the owning role {table.owner}")
@@ -589,15 +613,21 @@ def _table_evidence(obs: AppCanModifyObservation, table: AuditTable | None,
     return evidence
 
 
+def _trail_keys(name: str, app_can_modify: bool) -> dict[str, EvidenceValue]:
+    """The "Audit controls" report keys this check contributes for one audit table."""
+    return {"trail": name, "trail_kind": "postgres_table", "trail_app_can_modify": app_can_modify}
+
+
 def _judge_table(f: FindingBuilder[Any], obs: AppCanModifyObservation, name: str) -> Finding:
     """The verdict on one audit table."""
     if isinstance(obs.store, Unknown):
         return f.unverified(name, obs.store, "whether the application role can reach the table")
     if obs.store == "connect_denied":
+        evidence = _table_evidence(obs, None, obs.role if isinstance(obs.role, RoleFacts)
+                                   else None)
         return f.passed(name, f"The application role may not connect to the audit database "
                         f"{obs.database}, so it cannot modify {name}.",
-                        evidence=_table_evidence(obs, None, obs.role if isinstance(
-                            obs.role, RoleFacts) else None))
+                        evidence={**evidence, **_trail_keys(name, False)})
     if isinstance(obs.role, Unknown):
         return f.unverified(name, obs.role, "the application role's attributes")
     table = obs.tables.get(name, Unknown(UnknownReason.NOT_VISIBLE, f"{name} was not inspected"))
@@ -605,6 +635,7 @@ def _judge_table(f: FindingBuilder[Any], obs: AppCanModifyObservation, name: str
         return f.unverified(name, table, f"the privileges on {name}")
     evidence = _table_evidence(obs, table, obs.role)
     routes = modification_routes(obs.role, table)
+    evidence.update(_trail_keys(name, bool(routes)))
     if routes:
         evidence["routes"] = routes
         return f.failed(name, f"The application role {obs.role.name} can modify the audit "

@@ -9,11 +9,15 @@ per process into a template cluster that every server copies, and servers run wi
 with SCRAM-SHA-256 and a password of its own server. When the tool runs as root, which `initdb`
 refuses, the server runs as the `postgres` system user (or `nobody`).
 
-`seed_lab_layout` creates the two audit-store layouts issue 2's checks judge: a broken one, where
-the audit table lives in the application database and the application role can rewrite it, and
-a sound one, where a separate database holds an append-only table that a dedicated role may only
-insert into. `start_postgres_lab` starts a server, seeds it and hands back a `LabPart`; the
-passwords are random per start and leave this module only through the part's `env`.
+`seed_lab_layout` creates the audit-store layouts the audit checks judge: a broken one, where
+the audit table lives in the application database and the application role can rewrite it; a
+sound one, where a separate database holds an append-only, indexed trail (reads recorded) that a
+dedicated role may only insert into; and a third, `clinic-member`, where the trail has its own
+role and database but the application role is a member of the role that owns it, no trigger
+guards it and it records no reads. The application database also holds tenant tables with and
+without forced row-level security. `start_postgres_lab` starts a server, seeds it and hands back
+a `LabPart`; the passwords are random per start and leave this module only through the part's
+`env`.
 
 `seeded_server` (yielding a `SeededLab`) and `lab_configs` are the reusable fixture pieces
 for test suites.
@@ -433,8 +437,67 @@ CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON audit.access_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change();
 GRANT USAGE ON SCHEMA audit TO audit_writer;
 GRANT INSERT ON audit.access_log TO audit_writer;
+-- The writer may read the columns the breach-readiness probes sample and plan over, not `id`.
+GRANT SELECT (at, actor, action, object) ON audit.access_log TO audit_writer;
+CREATE INDEX access_log_by_actor ON audit.access_log (actor, at);
+CREATE INDEX access_log_by_object ON audit.access_log (object, at);
+CREATE INDEX access_log_by_time ON audit.access_log (at);
 INSERT INTO audit.access_log (actor, action, object)
 VALUES ('clinic_app', 'read', 'appointments/1');
+-- Enough history, reads included, that the planner prefers the indexes.
+INSERT INTO audit.access_log (at, actor, action, object)
+SELECT now() - g * interval '7 minutes', 'user-' || (g % 400),
+       (ARRAY['read', 'read', 'update', 'create'])[1 + g % 4], 'patients/' || (g % 900)
+FROM generate_series(1, 6000) AS g;
+ANALYZE audit.access_log;
+"""
+
+# The tenant tables of the application database: one isolated by forced row-level security, and
+# one for each way isolation is commonly left to the application's own WHERE clauses.
+_TENANT_TABLES = """
+CREATE TABLE public.patients (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id integer NOT NULL, mrn text
+);
+ALTER TABLE public.patients ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.patients FORCE ROW LEVEL SECURITY;
+CREATE POLICY patients_by_tenant ON public.patients
+    USING (tenant_id = current_setting('app.tenant_id', true)::integer);
+CREATE TABLE public.encounters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, practice_id integer NOT NULL, note text
+);
+CREATE TABLE public.invoices (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, org_id integer NOT NULL, total numeric
+);
+ALTER TABLE public.invoices ENABLE ROW LEVEL SECURITY;
+CREATE POLICY invoices_by_org ON public.invoices
+    USING (org_id = current_setting('app.tenant_id', true)::integer);
+ALTER TABLE public.invoices OWNER TO clinic_app;
+CREATE TABLE public.documents (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, organization_id integer NOT NULL
+);
+ALTER TABLE public.documents ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.documents FORCE ROW LEVEL SECURITY;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.patients, public.encounters, public.documents
+    TO clinic_app;
+"""
+
+# The MEMBER layout: a separate role and database, but the application role belongs to the
+# role that owns the trail; no trigger guards it, and it records writes only.
+_MEMBER_TABLES = """
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+CREATE SCHEMA audit AUTHORIZATION trail_owner;
+CREATE TABLE audit.trail (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    actor text NOT NULL, action text NOT NULL, patient_id bigint NOT NULL
+);
+ALTER TABLE audit.trail OWNER TO trail_owner;
+GRANT USAGE ON SCHEMA audit TO audit_writer;
+GRANT INSERT ON audit.trail TO audit_writer;
+GRANT SELECT (at, actor, action, patient_id) ON audit.trail TO audit_writer;
+CREATE INDEX trail_by_actor ON audit.trail (actor, at);
+INSERT INTO audit.trail (actor, action, patient_id)
+VALUES ('clinic_app', 'create', 1), ('clinic_app', 'update', 1), ('clinic_app', 'delete', 2);
 """
 
 
@@ -445,6 +508,7 @@ def _seed_clinic(server: PostgresServer, app_password: str) -> None:
         conn.execute("CREATE DATABASE clinic")
     with server.admin_connect("clinic") as conn:
         conn.execute(_CLINIC_TABLES)
+        conn.execute(_TENANT_TABLES)
 
 
 def _seed_audit_store(server: PostgresServer, audit_password: str) -> None:
@@ -460,25 +524,40 @@ def _seed_audit_store(server: PostgresServer, audit_password: str) -> None:
         conn.execute(_AUDIT_TABLES)
 
 
+def _seed_member_store(server: PostgresServer) -> None:
+    """The MEMBER audit store: own role and database, but the application owns it by proxy."""
+    with server.admin_connect() as conn:
+        conn.execute("CREATE ROLE trail_owner NOLOGIN")
+        conn.execute("GRANT trail_owner TO clinic_app")
+        conn.execute("CREATE DATABASE audit_member OWNER trail_owner")
+        conn.execute("REVOKE ALL ON DATABASE audit_member FROM PUBLIC")
+        conn.execute("GRANT CONNECT ON DATABASE audit_member TO audit_writer")
+    with server.admin_connect("audit_member") as conn:
+        conn.execute(_MEMBER_TABLES)
+
+
 def seed_lab_layout(server: PostgresServer) -> dict[str, str]:
     """
-    Create both audit layouts on a started server and return their names and passwords.
+    Create the audit layouts on a started server and return their names and passwords.
 
     Keys: `app_role`, `app_password`, `app_database`, `audit_role`, `audit_password`,
-    `audit_database`, `broken_audit_table`, `sound_audit_table`. The passwords are fresh random
-    values; the dict is a secret-bearing object, never to be logged.
+    `audit_database`, `broken_audit_table`, `sound_audit_table`, `member_audit_database`,
+    `member_audit_table`. The passwords are fresh random values; the dict is a secret-bearing
+    object, never to be logged.
     """
     app_password = secrets.token_urlsafe(18)
     audit_password = secrets.token_urlsafe(18)
     try:
         _seed_clinic(server, app_password)
         _seed_audit_store(server, audit_password)
+        _seed_member_store(server)
     except psycopg.Error as exc:
         raise LabError(f"seeding the PostgreSQL lab failed ({type(exc).__name__})") from None
     return {"app_role": "clinic_app", "app_password": app_password, "app_database": "clinic",
             "audit_role": "audit_writer", "audit_password": audit_password,
             "audit_database": "audit", "broken_audit_table": "public.audit_log",
-            "sound_audit_table": "audit.access_log"}
+            "sound_audit_table": "audit.access_log", "member_audit_database": "audit_member",
+            "member_audit_table": "audit.trail"}
 
 
 def _conninfo(server: PostgresServer, dbname: str, user: str, password_env: str) -> str:
@@ -488,16 +567,20 @@ def _conninfo(server: PostgresServer, dbname: str, user: str, password_env: str)
 
 
 def lab_inventory(server: PostgresServer, seed: dict[str, str]) -> dict[str, Any]:
-    """The inventory fragment for both layouts; passwords appear only as `${VAR}` references."""
+    """The inventory fragment for the layouts; passwords appear only as `${VAR}` references."""
     app = {"conninfo": _conninfo(server, seed["app_database"], seed["app_role"],
                                  APP_PASSWORD_ENV)}
     sound_audit = {"conninfo": _conninfo(server, seed["audit_database"], seed["audit_role"],
                                          AUDIT_PASSWORD_ENV)}
+    member_audit = {"conninfo": _conninfo(server, seed["member_audit_database"],
+                                          seed["audit_role"], AUDIT_PASSWORD_ENV)}
     return {"postgres": [
         {"name": "clinic-broken", "application": dict(app), "audit": dict(app),
          "audit_tables": [seed["broken_audit_table"]]},
         {"name": "clinic-sound", "application": dict(app), "audit": sound_audit,
          "audit_tables": [seed["sound_audit_table"]]},
+        {"name": "clinic-member", "application": dict(app), "audit": member_audit,
+         "audit_tables": [seed["member_audit_table"]]},
     ]}
 
 
@@ -524,7 +607,8 @@ def start_postgres_lab(workdir: Path) -> LabPart:
         server.stop()
         raise
     note = (f"PostgreSQL on {server.host}:{server.port}: `clinic-broken` keeps its audit table "
-            "in the application database; `clinic-sound` uses a separate append-only store")
+            "in the application database; `clinic-sound` uses a separate append-only store; "
+            "`clinic-member` has its own store, owned by a role the application belongs to")
     return LabPart(name="postgres", inventory=lab_inventory(server, seed), env=lab_env(seed),
                    stop=server.stop, notes=[note])
 
@@ -541,7 +625,7 @@ class SeededLab:
 
     @property
     def configs(self) -> dict[str, PostgresConfig]:
-        """The lab's own postgres entries (`clinic-broken`, `clinic-sound`), expanded."""
+        """The lab's own postgres entries (`clinic-broken`, `clinic-sound`, `clinic-member`)."""
         return lab_configs(self.part)
 
     @property

@@ -1,7 +1,8 @@
 """
 Shared fixtures for the PostgreSQL checks: one real server per test session (per xdist worker),
-seeded with the lab's broken and sound layouts plus one extra table per route by which an
-application role can come to modify an audit table (the collect tests name them).
+seeded with the lab's layouts plus one extra table per route by which an application role can
+come to modify an audit table, tables guarded (or not) in other ways, a tenant table with an
+admit-all policy, and login roles that bypass row-level security (the collect tests name them).
 """
 
 from __future__ import annotations
@@ -46,6 +47,32 @@ CREATE TRIGGER guarded_no_change BEFORE UPDATE OR DELETE ON public.audit_guarded
 CREATE TRIGGER guarded_disabled BEFORE TRUNCATE ON public.audit_guarded
     FOR EACH STATEMENT EXECUTE FUNCTION public.refuse();
 ALTER TABLE public.audit_guarded DISABLE TRIGGER guarded_disabled;
+-- Triggers that fire on every change but let it through.
+CREATE TABLE public.audit_notified (id int, action text);
+CREATE FUNCTION public.let_through() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RETURN COALESCE(NEW, OLD); END $$;
+CREATE TRIGGER notified_change BEFORE UPDATE OR DELETE ON public.audit_notified
+    FOR EACH ROW EXECUTE FUNCTION public.let_through();
+CREATE TRIGGER notified_truncate BEFORE TRUNCATE ON public.audit_notified
+    FOR EACH STATEMENT EXECUTE FUNCTION public.let_through();
+-- Guarded by DO INSTEAD rules, and a trigger for TRUNCATE, which no rule can stop.
+CREATE TABLE public.audit_ruled (id int, action text);
+CREATE RULE ruled_no_update AS ON UPDATE TO public.audit_ruled DO INSTEAD NOTHING;
+CREATE RULE ruled_no_delete AS ON DELETE TO public.audit_ruled DO INSTEAD NOTHING;
+CREATE TRIGGER ruled_no_truncate BEFORE TRUNCATE ON public.audit_ruled
+    FOR EACH STATEMENT EXECUTE FUNCTION public.refuse();
+-- A tenant table whose only policy admits every row.
+CREATE TABLE public.visits (id int, tenant_id int);
+ALTER TABLE public.visits ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.visits FORCE ROW LEVEL SECURITY;
+CREATE POLICY visits_everyone ON public.visits USING (true);
+-- A role with BYPASSRLS that a second login role may become.
+CREATE ROLE rls_admin NOLOGIN BYPASSRLS;
+-- A well-shaped, indexed trail the application may not read.
+CREATE TABLE public.audit_hidden (
+    id int, at timestamptz, actor text, action text, patient_id int);
+CREATE INDEX audit_hidden_by_actor ON public.audit_hidden (actor, at);
+CREATE INDEX audit_hidden_by_patient ON public.audit_hidden (patient_id, at);
 """
 
 
@@ -58,6 +85,13 @@ def _seed_extras(lab: SeededLab) -> None:
         conn.execute("CREATE DATABASE audit_open")
         conn.execute(sql.SQL("CREATE ROLE audit_same_pw LOGIN PASSWORD {}").format(
             lab.app_password))
+        # Login roles (reusing the application's password) that bypass row-level security:
+        # one directly, one through membership.
+        conn.execute(sql.SQL("CREATE ROLE clinic_bypass LOGIN BYPASSRLS PASSWORD {}").format(
+            lab.app_password))
+        conn.execute(sql.SQL("CREATE ROLE clinic_ops LOGIN PASSWORD {}").format(
+            lab.app_password))
+        conn.execute("GRANT rls_admin TO clinic_ops")
     with lab.server.admin_connect("audit_open") as conn:
         conn.execute("CREATE TABLE public.trail (id int, action text)")
         conn.execute("GRANT UPDATE ON public.trail TO clinic_app")
