@@ -9,13 +9,14 @@ that redact themselves, and libpq, the AWS credential chain and kubeconfig files
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -136,6 +137,16 @@ class PostgresConnection(_Strict):
         return " ".join(p for p in parts if p)
 
 
+class EncryptionAttestation(_Strict):
+    """Someone's statement that a server's storage is encrypted at rest, and where the proof is."""
+
+    by: str = Field(min_length=1)
+    date: dt.date
+    evidence: str = Field(min_length=1)
+    method: str | None = None
+    """For example `LUKS2 aes-xts-plain64` or `EBS encrypted volumes`."""
+
+
 class PostgresConfig(_Strict):
     """
     One application database and the audit store that records access to it.
@@ -152,6 +163,8 @@ class PostgresConfig(_Strict):
     """Column names of the audit tables where the built-in guesses are wrong."""
     tenant_columns: list[str] = []
     """Tenant column names; empty means the built-in tenant_id, org_id, practice_id, ..."""
+    encryption_attestation: EncryptionAttestation | None = None
+    """Disk encryption is invisible over SQL; an attestation is reported as attested."""
 
 
 _MiB = 1024 * 1024
@@ -251,12 +264,10 @@ def _sink_kind(value: Any) -> str | None:
 
 
 AnyLogSink = Annotated[
-    Union[
-        Annotated[LogSinkConfig, Tag("kind[files]")],
-        Annotated[CloudWatchSinkConfig, Tag("kind[cloudwatch]")],
-        Annotated[S3LogSinkConfig, Tag("kind[s3]")],
-        Annotated[PodLogSinkConfig, Tag("kind[pods]")],
-    ],
+    Annotated[LogSinkConfig, Tag("kind[files]")]
+    | Annotated[CloudWatchSinkConfig, Tag("kind[cloudwatch]")]
+    | Annotated[S3LogSinkConfig, Tag("kind[s3]")]
+    | Annotated[PodLogSinkConfig, Tag("kind[pods]")],
     Discriminator(_sink_kind, custom_error_type="sink_kind",
                   custom_error_message="kind must be one of: " + ", ".join(SINK_KINDS)),
 ]

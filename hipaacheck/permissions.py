@@ -63,7 +63,7 @@ def postgres_role_sql(metas: Iterable[CheckMeta], role: str = "hipaacheck") -> s
     views = _actions(metas, System.POSTGRES)
     lines = [
         f"-- Read-only monitoring role for hipaacheck. Catalog reads used: {', '.join(views)}",
-        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;",
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT;",
         f"ALTER ROLE {role} SET default_transaction_read_only = on;",
         f"GRANT pg_read_all_settings TO {role};",
         f"GRANT pg_monitor TO {role};",
