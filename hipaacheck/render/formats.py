@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+import markupsafe
 
 from hipaacheck.render.csvfile import render_csv
 from hipaacheck.render.junit import render_junit
@@ -29,6 +30,7 @@ from hipaacheck.render.view import ReportOptions, anchor, build_view, counted
 from hipaacheck.result import ScanResult
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_BREAK_AFTER = re.compile(r"([./:_])(?=.)")
 
 
 class Renderer(Protocol):
@@ -52,6 +54,11 @@ def _thousands(value: int) -> str:
     return f"{value:,}"
 
 
+def _breakable(value: Any) -> markupsafe.Markup:
+    """Escaped text that may wrap after `.`, `/`, `:` and `_`: long ids in narrow table cells."""
+    return markupsafe.Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(markupsafe.escape(value))))
+
+
 def _environment(**kwargs: Any) -> jinja2.Environment:
     env = jinja2.Environment(loader=_loader(), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, **kwargs)
@@ -63,7 +70,9 @@ def _environment(**kwargs: Any) -> jinja2.Environment:
 
 @cache
 def _html_env() -> jinja2.Environment:
-    return _environment(autoescape=True)
+    env = _environment(autoescape=True)
+    env.filters["breakable"] = _breakable
+    return env
 
 
 @cache

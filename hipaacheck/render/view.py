@@ -9,14 +9,18 @@ browser opens at once, and the full detail stays in the JSON document.
 
 from __future__ import annotations
 
+import heapq
+import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from hipaacheck.exitcodes import verdict
 from hipaacheck.model import (
     CheckMeta,
+    EvidenceValue,
+    Family,
     Finding,
     Severity,
     Standard,
@@ -41,6 +45,10 @@ PRIORITY_LIMIT = 10
 """Groups of failed findings listed as priorities in the executive summary."""
 TEXT_LIMIT = 300
 """Characters of one evidence value or reason shown; longer text is cut with an ellipsis."""
+STORE_LIMIT = 200
+"""Rows of the Audit controls table and of the retention map; the rest are counted."""
+ENTRY_LIMIT = 8
+"""Values shown in one cell of those tables; the rest are counted (all of them are in the JSON)."""
 
 SYSTEM_METHODS: dict[System, tuple[str, str]] = {
     System.TLS: ("TLS endpoints", (
@@ -71,6 +79,29 @@ KIND_LABELS: dict[TargetKind, tuple[str, str]] = {
     TargetKind.LOG_SINK: ("log sink", "log sinks"),
 }
 """Per target kind: how one and several of them are called."""
+
+NOT_OBSERVED = "not observed"
+"""What a cell of the Audit controls table or the retention map says when no check saw it."""
+
+TRAIL_KINDS: dict[str, str] = {
+    "postgres_table": "PostgreSQL table",
+    "s3_bucket": "S3 bucket",
+    "cloudwatch_log_group": "CloudWatch Logs group",
+    "cloudtrail": "CloudTrail trail",
+    "kubernetes_workload": "Kubernetes audit writer workload",
+    "kubernetes_secret": "Kubernetes Secret of the audit store",
+}
+"""The `trail_kind` evidence values of the audit checks, in table order, and their names."""
+
+AUDIT_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Who can write", ("trail_writers",)),
+    ("Who can change or delete", ("trail_modifiers", "trail_app_can_modify")),
+    ("Where it lives", ("trail_location",)),
+    ("How long it is kept", ("trail_retention",)),
+    ("Breach query answerable", ("trail_breach_query",)),
+    ("Shares the application's credentials", ("trail_shares_app_credentials",)),
+)
+"""The Audit controls columns after the store's own, and the evidence keys that fill each."""
 
 
 def counted(n: int, singular: str, plural: str | None = None) -> str:
@@ -211,6 +242,117 @@ class TargetGroup:
 
 
 @dataclass(frozen=True)
+class Traced:
+    """
+    An observed value and the finding it came from, so a reader can trace it.
+
+    `anchor` is the id of the finding group of that check and status in the findings section.
+    """
+
+    text: str
+    check_id: str
+    status: Status
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One property of an audit store: every value the checks observed for it, or none."""
+
+    entries: tuple[Traced, ...]
+    """Most urgent status first; empty when no check observed the property."""
+    more: int = 0
+    """Distinct values observed beyond the `ENTRY_LIMIT` shown."""
+
+
+@dataclass(frozen=True)
+class AuditStore:
+    """
+    One row of the Audit controls table: an audit store of one target, as the checks saw it.
+
+    `cells` follow `AUDIT_COLUMNS`. `trail` is the store id from the evidence (`schema.table`,
+    `s3://bucket`, `logs:/group`, a trail ARN, `k8s:...`); it is empty for the row that holds
+    target-wide findings of a target whose stores were not named by any finding.
+    """
+
+    target: str
+    trail: str
+    name: str
+    kind: str
+    label: str
+    checks: tuple[Traced, ...]
+    """Every check that judged the store, with its status (`text` is empty)."""
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class StorelessGroup:
+    """
+    Findings of an audit check, other than PASS, that carry no store evidence, counted: the
+    store could not be observed, or none was found.
+    """
+
+    check_id: str
+    status: Status
+    anchor: str
+    count: int
+    example: str
+
+
+@dataclass(frozen=True)
+class AuditControls:
+    """The Audit controls section: one row per audit store, and what fits in no row."""
+
+    columns: tuple[str, ...] = ()
+    stores: tuple[AuditStore, ...] = ()
+    more: int = 0
+    """Audit stores beyond the `STORE_LIMIT` listed."""
+    storeless: tuple[StorelessGroup, ...] = ()
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One copy of a resource's data: what it is, where it lives and how long it is kept."""
+
+    kind: str
+    location: str
+    kept: str
+
+
+@dataclass(frozen=True)
+class RetentionSource:
+    """The copies that one check, with one status, reported for a resource."""
+
+    check_id: str
+    status: Status
+    anchor: str
+    copies: tuple[Copy, ...]
+    more: int = 0
+    """Copies beyond the `ENTRY_LIMIT` shown."""
+    incomplete: bool = False
+    """True when the check said some source of copies could not be read."""
+
+
+@dataclass(frozen=True)
+class RetentionRow:
+    """One resource of the retention map, with its copies per reporting check."""
+
+    target: str
+    resource: str
+    store: str
+    sources: tuple[RetentionSource, ...]
+
+
+@dataclass(frozen=True)
+class RetentionMap:
+    """The Retention map section: one row per resource whose copies or retention was seen."""
+
+    rows: tuple[RetentionRow, ...] = ()
+    more: int = 0
+    """Resources beyond the `STORE_LIMIT` listed."""
+
+
+@dataclass(frozen=True)
 class ReportView:
     """Everything a report template reads."""
 
@@ -233,6 +375,8 @@ class ReportView:
     priorities: tuple[FindingGroup, ...] = field(default=())
     resource_limit: int = RESOURCE_LIMIT
     waivers: tuple[WaiverUse, ...] = field(default=())
+    audit: AuditControls = field(default_factory=AuditControls)
+    retention: RetentionMap = field(default_factory=RetentionMap)
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -370,6 +514,195 @@ def _priorities(sections: Sequence[Section]) -> tuple[FindingGroup, ...]:
     return tuple(failed[:PRIORITY_LIMIT])
 
 
+_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+_TRAIL_KEYS = frozenset(key for _, keys in AUDIT_COLUMNS for key in keys)
+_EVERY_STORE = "every audit store of this target; no finding named one"
+
+
+def _traced(text: str, f: Finding) -> Traced:
+    return Traced(clip(text), f.check_id, f.status, anchor("g", f.check_id, f.status.value))
+
+
+def _ranked(items: Iterable[Traced]) -> tuple[Traced, ...]:
+    """Distinct entries, most urgent status first, then by check id, then as first seen."""
+    return tuple(sorted(dict.fromkeys(items), key=lambda t: (_RANK[t.status], t.check_id)))
+
+
+def _trail_text(key: str, value: object) -> str:
+    """One `trail_*` evidence value in the words of its Audit controls cell."""
+    if key == "trail_app_can_modify" and isinstance(value, bool):
+        return "the application, with its own credentials" if value else "not the application"
+    if key == "trail_app_can_modify" and value == "unknown":
+        return "the application: not known"
+    return evidence_text(value)
+
+
+def _cell(found: Sequence[Finding], keys: Sequence[str]) -> Cell:
+    entries = _ranked(_traced(_trail_text(key, f.evidence[key]), f)
+                      for f in found for key in keys if key in f.evidence)
+    return Cell(entries[:ENTRY_LIMIT], max(0, len(entries) - ENTRY_LIMIT))
+
+
+def _trail_kind(found: Iterable[Finding]) -> str:
+    kinds = (f.evidence.get("trail_kind") for f in found)
+    return next((k for k in kinds if isinstance(k, str) and k), "")
+
+
+def _store_row(target: str, trail: str, found: Sequence[Finding]) -> AuditStore:
+    kind = _trail_kind(found)
+    return AuditStore(
+        target=target, trail=trail, name=clip(trail) if trail else _EVERY_STORE, kind=kind,
+        label=TRAIL_KINDS.get(kind, kind or "audit store"),
+        checks=_ranked(_traced("", f) for f in found),
+        cells=tuple(_cell(found, keys) for _, keys in AUDIT_COLUMNS))
+
+
+def _spread(stores: dict[tuple[str, str], list[Finding]], wide: Iterable[Finding]) -> None:
+    """
+    Add each target-wide finding (audit keys, no `trail`) to every store of its target whose
+    kind matches its `trail_kind`; a target with no such store gets a row of its own.
+    """
+    kinds = {key: _trail_kind(found) for key, found in stores.items()}
+    by_target: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for key in stores:
+        by_target[key[0]].append(key)
+    for f in wide:
+        kind = f.evidence.get("trail_kind")
+        keys = [k for k in by_target.get(f.target, ())
+                if not isinstance(kind, str) or kinds[k] == kind]
+        for key in keys or [(f.target, "")]:
+            stores.setdefault(key, []).append(f)
+
+
+def _storeless(found: Iterable[Finding]) -> tuple[StorelessGroup, ...]:
+    buckets: dict[tuple[str, Status], list[Finding]] = defaultdict(list)
+    for f in found:
+        buckets[(f.check_id, f.status)].append(f)
+    keys = sorted(buckets, key=lambda k: (_RANK[k[1]], k[0]))
+    return tuple(StorelessGroup(check_id, status, anchor("g", check_id, status.value),
+                                len(buckets[(check_id, status)]),
+                                clip(buckets[(check_id, status)][0].reason))
+                 for check_id, status in keys)
+
+
+def _audit_controls(result: ScanResult) -> AuditControls:
+    """
+    One row per (target, `trail`) from the audit checks' `trail_*` evidence, built in one pass
+    over the findings; non-PASS audit findings without store evidence are counted apart.
+    """
+    families = {m.id: m.family for m in result.checks}
+    stores: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    wide: list[Finding] = []
+    storeless: list[Finding] = []
+    for f in result.findings:
+        trail = f.evidence.get("trail")
+        if isinstance(trail, str) and trail:
+            stores[(f.target, trail)].append(f)
+        elif not _TRAIL_KEYS.isdisjoint(f.evidence):
+            wide.append(f)
+        elif f.status is not Status.PASS and families.get(f.check_id) is Family.AUDIT:
+            storeless.append(f)
+    _spread(stores, wide)
+    return AuditControls(tuple(heading for heading, _ in AUDIT_COLUMNS), _listed(stores),
+                         max(0, len(stores) - STORE_LIMIT), _storeless(storeless))
+
+
+def _listed(stores: Mapping[tuple[str, str], Sequence[Finding]]) -> tuple[AuditStore, ...]:
+    """
+    Rows for the `STORE_LIMIT` stores whose findings are most urgent, in the order of target,
+    kind and id. Only the rows listed are built, so a large estate costs one pass.
+    """
+    order = {kind: i for i, kind in enumerate(TRAIL_KINDS)}
+    kinds = {key: _trail_kind(found) for key, found in stores.items()}
+
+    def place(key: tuple[str, str]) -> tuple[str, int, str, str]:
+        return (key[0], order.get(kinds[key], len(order)), kinds[key], key[1])
+
+    worst = {key: min(_RANK[f.status] for f in found) for key, found in stores.items()}
+    kept = heapq.nsmallest(STORE_LIMIT, stores, key=lambda k: (worst[k], place(k)))
+    return tuple(_store_row(*key, stores[key]) for key in sorted(kept, key=place))
+
+
+_COPY_WITH_DAYS = re.compile(r"^(?P<kind>.+):(?P<days>-?\d+)d$")
+_RETENTION_PERIOD = "retention period"
+
+
+def days_text(value: object) -> str:
+    """A retention in days as report text: negative is "until deleted", None is no period."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            return "until deleted (nothing expires it)"
+        text = counted(value, "day")
+        years = round(value / 365.25, 1)
+        about = f"about {years:g} {'year' if years == 1 else 'years'}"
+        return f"{text} ({about})" if value >= 365 else text
+    return "no retention period set" if value is None else clip(evidence_text(value))
+
+
+def _items(value: object) -> tuple[object, ...]:
+    """An evidence value as a sequence: a tuple or list as it is, anything else alone."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def copies_of(evidence: Mapping[str, EvidenceValue]) -> tuple[Copy, ...]:
+    """
+    The copies a finding's evidence describes, tolerating every shape the checks emit.
+
+    `copies` may be a string or a tuple of strings, each a kind (`automated_backups`) or a kind
+    with its retention (`snapshot:35d`); `retention_days` a number or a tuple parallel to
+    `copies`; `copy_locations` a tuple parallel to `copies`. A retention that cannot be paired
+    with a copy is shown as a retention period of its own, never attached by guess.
+    """
+    kinds = _items(evidence["copies"]) if evidence.get("copies") is not None else ()
+    days = _items(evidence["retention_days"]) if "retention_days" in evidence else ()
+    places = _items(evidence["copy_locations"]) if "copy_locations" in evidence else ()
+    paired = len(days) == len(kinds)
+    copies = []
+    for i, kind in enumerate(kinds):
+        place = evidence_text(places[i]) if len(places) == len(kinds) else ""
+        match = _COPY_WITH_DAYS.match(str(kind))
+        if match:
+            copies.append(Copy(match["kind"], place, days_text(int(match["days"]))))
+        else:
+            copies.append(Copy(clip(str(kind)) or NOT_OBSERVED, place,
+                               days_text(days[i]) if paired else NOT_OBSERVED))
+    if not paired:
+        copies += [Copy(_RETENTION_PERIOD, "", days_text(d)) for d in days]
+    return tuple(copies)
+
+
+def _source(found: Sequence[Finding]) -> RetentionSource:
+    first = found[0]
+    copies = tuple(dict.fromkeys(c for f in found for c in copies_of(f.evidence)))
+    return RetentionSource(
+        first.check_id, first.status, anchor("g", first.check_id, first.status.value),
+        copies[:ENTRY_LIMIT], max(0, len(copies) - ENTRY_LIMIT),
+        any(f.evidence.get("copies_incomplete") is True for f in found))
+
+
+def _retention_row(target: str, resource: str, found: Sequence[Finding]) -> RetentionRow:
+    by_source: dict[tuple[str, Status], list[Finding]] = defaultdict(list)
+    for f in found:
+        by_source[(f.check_id, f.status)].append(f)
+    keys = sorted(by_source, key=lambda k: (_RANK[k[1]], k[0]))
+    stores = dict.fromkeys(evidence_text(f.evidence["store"]) for f in found
+                           if "store" in f.evidence)
+    return RetentionRow(target, clip(resource), clip(", ".join(stores)),
+                        tuple(_source(by_source[k]) for k in keys))
+
+
+def _retention(findings: Iterable[Finding]) -> RetentionMap:
+    """One row per (target, resource) whose evidence has `copies` or `retention_days`."""
+    resources: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        if "copies" in f.evidence or "retention_days" in f.evidence:
+            resources[(f.target, f.resource)].append(f)
+    worst = {key: min(_RANK[f.status] for f in found) for key, found in resources.items()}
+    keys = heapq.nsmallest(STORE_LIMIT, resources, key=lambda k: (worst[k], k))
+    return RetentionMap(tuple(_retention_row(*k, resources[k]) for k in keys),
+                        max(0, len(resources) - STORE_LIMIT))
+
+
 def build_view(result: ScanResult, options: ReportOptions | None = None) -> ReportView:
     """Arrange a scan result into sections per standard, with grouped, counted findings."""
     titles = {m.id: m.title for m in result.checks}
@@ -392,4 +725,5 @@ def build_view(result: ScanResult, options: ReportOptions | None = None) -> Repo
                            statuses),
         targets=targets, methods=_methods(result.checks), unobserved=unobserved,
         unknown_reasons=reasons, checks=tuple(sorted(result.checks, key=lambda m: m.id)),
-        families=families, priorities=_priorities(sections), waivers=_waivers(result.waivers))
+        families=families, priorities=_priorities(sections), waivers=_waivers(result.waivers),
+        audit=_audit_controls(result), retention=_retention(result.findings))

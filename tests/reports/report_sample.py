@@ -1,6 +1,8 @@
 """
 Fixed scan results for report tests: every status, markup in a resource name, a group of
-repeated findings, a waived finding and waivers in every state.
+repeated findings, a waived finding, waivers in every state, audit store evidence (a
+target-wide finding, a target with no named store, an audit finding that names no store) and
+retention evidence in the shapes the checks emit.
 """
 
 from __future__ import annotations
@@ -71,6 +73,78 @@ def _tls_findings() -> tuple[Finding, ...]:
     return passed + failed + (timeout,)
 
 
+def _audit_meta(check_id: str, standard: Standard, kind: TargetKind,
+                family: Family = Family.AUDIT) -> CheckMeta:
+    return CheckMeta(
+        id=check_id, title=f"Sample control {check_id.rsplit('.', 1)[-1]}", family=family,
+        standard=standard, citations=(standard.value,), severity=Severity.HIGH,
+        target_kind=kind, description="An audit store control.", remediation="Isolate it.",
+        operations=(Operation(System.POSTGRES if kind is TargetKind.POSTGRES else System.AWS,
+                              f"read {check_id}", "Reads the audit store's settings."),))
+
+
+APPEND_ONLY = _audit_meta("postgres.audit.append_only", Standard.INTEGRITY, TargetKind.POSTGRES)
+SHARED = _audit_meta("postgres.audit.shared_credentials", Standard.AUDIT_CONTROLS,
+                     TargetKind.POSTGRES)
+BREACH = _audit_meta("postgres.audit.breach_queryable", Standard.AUDIT_CONTROLS,
+                     TargetKind.POSTGRES)
+LOCATION = _audit_meta("postgres.audit.store_location", Standard.AUDIT_CONTROLS,
+                       TargetKind.POSTGRES)
+BUCKET = _audit_meta("aws.s3.audit_bucket_immutable", Standard.INTEGRITY, TargetKind.AWS)
+COVERAGE = _audit_meta("aws.backup.phi_coverage", Standard.CONTINGENCY, TargetKind.AWS,
+                       Family.BACKUP)
+AUDIT_METAS = (APPEND_ONLY, SHARED, BREACH, LOCATION, BUCKET, COVERAGE)
+
+AUDIT_TABLE = "audit.events"
+MARKUP_TABLE = "audit." + MARKUP
+RETAINED_DB = "rds:clinic-db"
+RETAINED_BUCKET = "s3:phi-archive"
+
+
+def audit_finding(meta: CheckMeta, target: str, resource: str, status: Status,
+                  **kw) -> Finding:
+    """A finding of one of the audit or retention checks."""
+    return Finding(check_id=meta.id, target=target, resource=resource, status=status,
+                   reason=kw.pop("reason", f"{meta.id} {status.value} on {resource}."),
+                   severity=meta.severity, standard=meta.standard, citations=meta.citations,
+                   remediation=meta.remediation, **kw)
+
+
+def _audit_findings() -> tuple[Finding, ...]:
+    table = {"trail": AUDIT_TABLE, "trail_kind": "postgres_table"}
+    return (
+        audit_finding(APPEND_ONLY, "postgres:clinic", AUDIT_TABLE, Status.FAIL, evidence={
+            **table, "trail_writers": ("clinic_app", "audit_writer"),
+            "trail_modifiers": ("clinic_app",), "trail_retention": "not enforced"}),
+        audit_finding(BREACH, "postgres:clinic", AUDIT_TABLE, Status.PASS, evidence={
+            **table, "trail_breach_query": "answerable: indexed by user and by patient"}),
+        audit_finding(APPEND_ONLY, "postgres:clinic", MARKUP_TABLE, Status.PASS, evidence={
+            "trail": MARKUP_TABLE, "trail_kind": "postgres_table",
+            "trail_writers": (MARKUP,), "trail_modifiers": ()}),
+        audit_finding(SHARED, "postgres:clinic", "audit-connection", Status.FAIL, evidence={
+            "trail_kind": "postgres_table", "trail_shares_app_credentials": True}),
+        audit_finding(LOCATION, "postgres:clinic", AUDIT_TABLE, Status.UNVERIFIED,
+                      reason="Could not observe where audit.events lives: permission denied.",
+                      needs="CONNECT on the audit database",
+                      unknown_reason=UnknownReason.ACCESS_DENIED),
+        audit_finding(SHARED, "postgres:billing", "audit-connection", Status.UNVERIFIED,
+                      evidence={"trail_kind": "postgres_table",
+                                "trail_shares_app_credentials": "unknown"},
+                      needs="the audit connection's password",
+                      unknown_reason=UnknownReason.ACCESS_DENIED),
+        audit_finding(BUCKET, "aws:lab", "audit-trail-bucket", Status.WARN, evidence={
+            "trail": "s3://audit-trail-bucket", "trail_kind": "s3_bucket",
+            "trail_location": "S3 bucket in us-east-1, scanned account",
+            "trail_retention": "Object Lock COMPLIANCE, 365 days", "retention_days": 365,
+            "trail_app_can_modify": "unknown"}),
+        audit_finding(COVERAGE, "aws:lab", RETAINED_DB, Status.PASS, evidence={
+            "copies": ("snapshot:35d", "backup-vault:2192d"), "store": "rds_instance"}),
+        audit_finding(COVERAGE, "aws:lab", RETAINED_BUCKET, Status.FAIL, evidence={
+            "copies": ("primary", "versions"), "copy_locations": ("us-east-1", "us-east-1"),
+            "retention_days": (-1, 30), "copies_incomplete": True, "store": "s3_bucket"}),
+    )
+
+
 def _waivers() -> tuple[WaiverUse, ...]:
     def use(wid: str, state: WaiverState, matched: int) -> WaiverUse:
         return WaiverUse(id=wid, check_id=TLS_META.id, target_pattern="tls:ep-1*",
@@ -81,7 +155,10 @@ def _waivers() -> tuple[WaiverUse, ...]:
 
 
 def sample_result() -> ScanResult:
-    """Five S3 findings (one per status, one named with markup) and a dozen TLS findings."""
+    """
+    Five S3 findings (one per status, one named with markup), a dozen TLS findings, and the
+    audit and retention findings of two PostgreSQL databases and the AWS account.
+    """
     findings = (
         finding(Status.PASS, "phi-archive", evidence={"algorithm": "aws:kms", "bucket_key": True}),
         finding(Status.FAIL, MARKUP, evidence={"kinds": ("ssn", "mrn")}),
@@ -89,11 +166,20 @@ def sample_result() -> ScanResult:
         finding(Status.UNVERIFIED, "locked-bucket", needs="s3:GetEncryptionConfiguration",
                 unknown_reason=UnknownReason.ACCESS_DENIED),
         finding(Status.ERROR, "broken"),
-    ) + _tls_findings()
+    ) + _tls_findings() + _audit_findings()
     targets = (TargetSummary("aws:lab", TargetKind.AWS, "lab"),) + tuple(
-        TargetSummary(f"tls:ep-{n:02d}", TargetKind.TLS_ENDPOINT, f"ep-{n:02d}") for n in range(12))
+        TargetSummary(f"tls:ep-{n:02d}", TargetKind.TLS_ENDPOINT, f"ep-{n:02d}") for n in range(12)
+    ) + (TargetSummary("postgres:clinic", TargetKind.POSTGRES, "clinic"),
+         TargetSummary("postgres:billing", TargetKind.POSTGRES, "billing"))
     return ScanResult(
         tool_version="0.1.0", organization="Example <Health>", started="2026-12-03T10:00:00+00:00",
         finished="2026-12-03T10:00:05+00:00", config_fingerprint="ab" * 32,
-        targets=targets, checks=(META, TLS_META), findings=findings, tasks=13,
+        targets=targets, checks=(META, TLS_META, *AUDIT_METAS), findings=findings, tasks=15,
         waivers=_waivers())
+
+
+def without_audit_evidence(result: ScanResult) -> ScanResult:
+    """`result` without the findings of the audit and retention checks."""
+    ids = {m.id for m in AUDIT_METAS}
+    return ScanResult(**{**result.__dict__, "findings": tuple(
+        f for f in result.findings if f.check_id not in ids)})

@@ -57,7 +57,9 @@ def test_what_could_not_be_observed_keeps_reason_and_missing_access(result):
 
 def test_priorities_list_failures_most_severe_first(result):
     view = build_view(result)
-    assert [g.check_id for g in view.priorities] == ["aws.s3.default_encryption", TLS_META.id]
+    assert [g.check_id for g in view.priorities] == [
+        "aws.backup.phi_coverage", "aws.s3.default_encryption", "postgres.audit.append_only",
+        "postgres.audit.shared_credentials", TLS_META.id]  # high severity first, then by id
 
 
 def test_chart_bars_fill_their_width_and_keep_small_counts_visible(result):
