@@ -30,6 +30,7 @@ class Policy:
 
     min_backup_retention_days: int = 7
     recommended_backup_retention_days: int = 35
+    min_phi_retention_days: int | None = None
     min_audit_retention_days: int = 2192
     cert_expiry_warning_days: int = 30
     require_customer_managed_keys: bool = False

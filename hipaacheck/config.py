@@ -75,6 +75,7 @@ class AwsAccountConfig(_Strict):
     name: str
     profile: str | None = None
     regions: list[str] = Field(min_length=1)
+    """Region names, or `[all]` for every region enabled in the account."""
     endpoint_url: str | None = None
     """A local AWS-compatible endpoint (moto, LocalStack); also honoured from AWS_ENDPOINT_URL."""
     role_arn: str | None = None
@@ -86,6 +87,10 @@ class AwsAccountConfig(_Strict):
     """Glob patterns of S3 buckets that hold audit records (CloudTrail's are found)."""
     audit_log_groups: list[str] = []
     """Glob patterns of CloudWatch log groups that hold audit records."""
+    phi_resources: list[str] = ["*"]
+    """Glob patterns of the stores (bucket names, DB identifiers, ...) that hold PHI."""
+    backup_copy_regions: list[str] = []
+    """Regions where copies of PHI backups must exist."""
 
 
 class AwsConfig(_Strict):
@@ -285,6 +290,8 @@ class PolicyConfig(_Strict):
 
     min_backup_retention_days: int = Field(default=7, ge=1)
     recommended_backup_retention_days: int = Field(default=35, ge=1)
+    min_phi_retention_days: int | None = Field(default=None, ge=1)
+    """Lifecycle rules must not delete PHI earlier than this; unset means no minimum."""
     min_audit_retention_days: int = Field(default=2192, ge=1)
     cert_expiry_warning_days: int = Field(default=30, ge=0)
     require_customer_managed_keys: bool = False
@@ -294,6 +301,7 @@ class PolicyConfig(_Strict):
         return Policy(
             min_backup_retention_days=self.min_backup_retention_days,
             recommended_backup_retention_days=self.recommended_backup_retention_days,
+            min_phi_retention_days=self.min_phi_retention_days,
             min_audit_retention_days=self.min_audit_retention_days,
             cert_expiry_warning_days=self.cert_expiry_warning_days,
             require_customer_managed_keys=self.require_customer_managed_keys)

@@ -1,11 +1,12 @@
 """
-RDS storage encryption and automated-backup retention.
+RDS storage encryption, automated-backup retention and deletion protection.
 
-Both checks read one `DescribeDBInstances` listing per region, fetched once per scan through
-the memo. Backup retention also reads `DescribeDBClusters`, because the retention of an Aurora
-or Multi-AZ cluster belongs to the cluster, not to its member instances. A region whose
-listing fails becomes one UNVERIFIED finding (`rds:<region>`) and the other regions go on.
-Only configuration is read: no database is connected to.
+Every check here reads one `DescribeDBInstances` listing per region, fetched once per scan
+through the memo. Backup retention and deletion protection also read `DescribeDBClusters`,
+because the retention and protection of an Aurora or Multi-AZ cluster belong to the cluster,
+not to its member instances. A region whose listing fails becomes one UNVERIFIED finding
+(`rds:<region>`) and the other regions go on. Only configuration is read: no database is
+connected to.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hipaacheck.checks.aws.s3 import account_of, key_manager
-
 from hipaacheck.check import Check, CheckContext, Policy
-from hipaacheck.clients.aws import AwsSession, classify_error, paginate
-from hipaacheck.config import AwsAccountConfig
+from hipaacheck.checks.aws.collector import (
+    KEY_OPERATION,
+    REGIONS_OPERATION,
+    Scan,
+    key_manager,
+    listing,
+    scan_regions,
+)
 from hipaacheck.model import (
     CheckMeta,
     EvidenceValue,
@@ -38,7 +43,6 @@ from hipaacheck.model import (
 
 DESCRIBE_INSTANCES = "rds:DescribeDBInstances"
 DESCRIBE_CLUSTERS = "rds:DescribeDBClusters"
-DESCRIBE_KEY = "kms:DescribeKey"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class DbInstance:
     storage_encrypted: Fact[bool]
     kms_key_id: str | None
     backup_retention_days: Fact[int]
+    deletion_protection: Fact[bool] = False
+    read_replicas: tuple[str, ...] = ()
+    """Identifiers or ARNs of this instance's read replicas (ARNs for other regions)."""
 
     @property
     def resource(self) -> str:
@@ -65,13 +72,16 @@ class DbInstance:
 
 @dataclass(frozen=True)
 class DbCluster:
-    """The backup facts of one DB cluster."""
+    """The encryption, backup and protection facts of one DB cluster."""
 
     identifier: str
     region: str
     arn: str | None
     engine: str
     backup_retention_days: Fact[int]
+    storage_encrypted: Fact[bool] = False
+    kms_key_id: str | None = None
+    deletion_protection: Fact[bool] = False
 
     @property
     def resource(self) -> str:
@@ -95,45 +105,47 @@ def _instance(raw: dict[str, Any], region: str) -> DbInstance:
         replica_source=raw.get("ReadReplicaSourceDBInstanceIdentifier"),
         storage_encrypted=_fact(raw, "StorageEncrypted", bool, "DescribeDBInstances"),
         kms_key_id=raw.get("KmsKeyId"),
-        backup_retention_days=_fact(raw, "BackupRetentionPeriod", int, "DescribeDBInstances"))
+        backup_retention_days=_fact(raw, "BackupRetentionPeriod", int, "DescribeDBInstances"),
+        deletion_protection=_fact(raw, "DeletionProtection", bool, "DescribeDBInstances"),
+        read_replicas=tuple(str(r) for r in raw.get("ReadReplicaDBInstanceIdentifiers") or ()))
 
 
 def _cluster(raw: dict[str, Any], region: str) -> DbCluster:
     return DbCluster(
         identifier=str(raw.get("DBClusterIdentifier", "")), region=region,
         arn=raw.get("DBClusterArn"), engine=str(raw.get("Engine", "")),
-        backup_retention_days=_fact(raw, "BackupRetentionPeriod", int, "DescribeDBClusters"))
+        backup_retention_days=_fact(raw, "BackupRetentionPeriod", int, "DescribeDBClusters"),
+        storage_encrypted=_fact(raw, "StorageEncrypted", bool, "DescribeDBClusters"),
+        kms_key_id=raw.get("KmsKeyId"),
+        deletion_protection=_fact(raw, "DeletionProtection", bool, "DescribeDBClusters"))
 
 
-def db_instances(ctx: CheckContext, session: AwsSession, account: AwsAccountConfig,
-                 region: str) -> Fact[tuple[DbInstance, ...]]:
+def db_instances(scan: Scan, region: str) -> Fact[tuple[DbInstance, ...]]:
     """
     Every DB instance in one region of the account, listed once per scan.
     """
     def compute() -> Fact[tuple[DbInstance, ...]]:
-        try:
-            raw = paginate(session.client("rds", region), "describe_db_instances",
-                           "DBInstances")
-        except Exception as exc:  # noqa: BLE001 - classify_error re-raises what it cannot name
-            return classify_error(exc, DESCRIBE_INSTANCES)
+        raw = listing(scan, "rds", region, "describe_db_instances", "DBInstances",
+                      DESCRIBE_INSTANCES)
+        if isinstance(raw, Unknown):
+            return raw
         return tuple(_instance(item, region) for item in raw)
 
-    return ctx.memo.get(("aws.rds.db_instances", account.name, region), compute)
+    return scan.once(("rds.db_instances", region), compute)
 
 
-def db_clusters(ctx: CheckContext, session: AwsSession, account: AwsAccountConfig,
-                region: str) -> Fact[tuple[DbCluster, ...]]:
+def db_clusters(scan: Scan, region: str) -> Fact[tuple[DbCluster, ...]]:
     """
     Every DB cluster in one region of the account, listed once per scan.
     """
     def compute() -> Fact[tuple[DbCluster, ...]]:
-        try:
-            raw = paginate(session.client("rds", region), "describe_db_clusters", "DBClusters")
-        except Exception as exc:  # noqa: BLE001 - classify_error re-raises what it cannot name
-            return classify_error(exc, DESCRIBE_CLUSTERS)
+        raw = listing(scan, "rds", region, "describe_db_clusters", "DBClusters",
+                      DESCRIBE_CLUSTERS)
+        if isinstance(raw, Unknown):
+            return raw
         return tuple(_cluster(item, region) for item in raw)
 
-    return ctx.memo.get(("aws.rds.db_clusters", account.name, region), compute)
+    return scan.once(("rds.db_clusters", region), compute)
 
 
 def region_resource(region: str) -> str:
@@ -153,9 +165,14 @@ class RegionEncryption:
 
 @dataclass(frozen=True)
 class EncryptionObservation:
-    """Every configured region of the account."""
+    """Every scanned region of the account; `unknown_regions` when they could not be listed."""
 
     regions: tuple[RegionEncryption, ...]
+    unknown_regions: Unknown | None = None
+
+
+REGIONS_RESOURCE = "aws:regions"
+"""The resource a finding about the account's region list is filed under."""
 
 
 class StorageEncrypted(Check[EncryptionObservation]):
@@ -181,29 +198,36 @@ class StorageEncrypted(Check[EncryptionObservation]):
             "cut over."),
         operations=(
             Operation(System.AWS, DESCRIBE_INSTANCES, "list DB instances per region"),
-            Operation(System.AWS, DESCRIBE_KEY, "tell customer-managed from AWS-managed keys"),
+            KEY_OPERATION,
+            REGIONS_OPERATION,
         ),
     )
 
     def collect(self, ctx: CheckContext, target: Target) -> EncryptionObservation:
         """List each region's instances and look up the managers of their keys."""
-        account = account_of(target)
-        session = ctx.clients.aws(account)
-        regions = []
-        for region in account.regions:
-            instances = db_instances(ctx, session, account, region)
+        scan = Scan.of(ctx, target)
+        regions = scan_regions(scan)
+        if isinstance(regions, Unknown):
+            return EncryptionObservation((), regions)
+        observed = []
+        for region in regions:
+            instances = db_instances(scan, region)
             managers: dict[str, Fact[str]] = {}
             if not isinstance(instances, Unknown):
-                for key_id in sorted({i.kms_key_id for i in instances
-                                      if i.storage_encrypted is True and i.kms_key_id}):
-                    managers[key_id] = key_manager(ctx, session, account, region, key_id)
-            regions.append(RegionEncryption(region, instances, managers))
-        return EncryptionObservation(tuple(regions))
+                keys = sorted({i.kms_key_id for i in instances
+                               if i.storage_encrypted is True and i.kms_key_id})
+                managers = dict(zip(keys, scan.map(
+                    lambda key, where=region: key_manager(scan, where, key), keys), strict=True))
+            observed.append(RegionEncryption(region, instances, managers))
+        return EncryptionObservation(tuple(observed))
 
     def evaluate(self, obs: EncryptionObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
         """One finding per instance; one per region that could not be listed or is empty."""
         make = self.findings(target)
+        if obs.unknown_regions:
+            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
+                                    "the account's regions")]
         findings: list[Finding] = []
         for region in obs.regions:
             if isinstance(region.instances, Unknown):
@@ -258,9 +282,20 @@ class RegionBackups:
 
 @dataclass(frozen=True)
 class BackupObservation:
-    """Every configured region of the account."""
+    """Every scanned region of the account; `unknown_regions` when they could not be listed."""
 
     regions: tuple[RegionBackups, ...]
+    unknown_regions: Unknown | None = None
+
+
+def region_backups(scan: Scan) -> BackupObservation:
+    """Each scanned region's instances and clusters."""
+    regions = scan_regions(scan)
+    if isinstance(regions, Unknown):
+        return BackupObservation((), regions)
+    return BackupObservation(tuple(
+        RegionBackups(region, db_instances(scan, region), db_clusters(scan, region))
+        for region in regions))
 
 
 class BackupRetention(Check[BackupObservation]):
@@ -287,22 +322,21 @@ class BackupRetention(Check[BackupObservation]):
         operations=(
             Operation(System.AWS, DESCRIBE_INSTANCES, "list DB instances per region"),
             Operation(System.AWS, DESCRIBE_CLUSTERS, "list DB clusters per region"),
+            REGIONS_OPERATION,
         ),
     )
 
     def collect(self, ctx: CheckContext, target: Target) -> BackupObservation:
         """List each region's instances and clusters."""
-        account = account_of(target)
-        session = ctx.clients.aws(account)
-        return BackupObservation(tuple(
-            RegionBackups(region, db_instances(ctx, session, account, region),
-                          db_clusters(ctx, session, account, region))
-            for region in account.regions))
+        return region_backups(Scan.of(ctx, target))
 
     def evaluate(self, obs: BackupObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
         """One finding per standalone instance and cluster; cluster members go with the cluster."""
         make = self.findings(target)
+        if obs.unknown_regions:
+            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
+                                    "the account's regions")]
         findings: list[Finding] = []
         for region in obs.regions:
             findings += _judge_region_backups(make, region, policy)
@@ -365,3 +399,94 @@ def _judge_retention(make: FindingBuilder[BackupObservation], resource: str, day
                            f"recommended {policy.recommended_backup_retention_days}.",
                            evidence=evidence)
     return make.passed(resource, f"Automated backups are kept {days} days.", evidence=evidence)
+
+
+class DeletionProtection(Check[BackupObservation]):
+    """
+    Every standalone RDS DB instance and every DB cluster has deletion protection on.
+    """
+
+    meta = CheckMeta(
+        id="aws.rds.deletion_protection",
+        title="RDS DB instances and clusters are protected from deletion",
+        family=Family.BACKUP,
+        standard=Standard.CONTINGENCY,
+        citations=("164.308(a)(7)(ii)(A)", "164.310(d)(2)(iv)"),
+        severity=Severity.MEDIUM,
+        target_kind=TargetKind.AWS,
+        description=(
+            "Reads DeletionProtection of every standalone DB instance and every DB cluster in "
+            "each scanned region. Without it one API call deletes the database, and by default "
+            "its automated backups with it. A read replica without it warns: its source holds "
+            "the data."),
+        remediation=(
+            "Turn deletion protection on (ModifyDBInstance or ModifyDBCluster "
+            "--deletion-protection), and keep automated backups on deletion "
+            "(--delete-automated-backups false) for instances that may be retired."),
+        operations=(
+            Operation(System.AWS, DESCRIBE_INSTANCES, "list DB instances per region"),
+            Operation(System.AWS, DESCRIBE_CLUSTERS, "list DB clusters per region"),
+            REGIONS_OPERATION,
+        ),
+    )
+
+    def collect(self, ctx: CheckContext, target: Target) -> BackupObservation:
+        """List each region's instances and clusters (shared with backup retention)."""
+        return region_backups(Scan.of(ctx, target))
+
+    def evaluate(self, obs: BackupObservation, target: Target,
+                 policy: Policy) -> Sequence[Finding]:
+        """One finding per standalone instance and cluster; cluster members go with the cluster."""
+        make = self.findings(target)
+        if obs.unknown_regions:
+            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
+                                    "the account's regions")]
+        findings: list[Finding] = []
+        for region in obs.regions:
+            findings += _judge_region_protection(make, region)
+        return findings
+
+
+def _judge_region_protection(make: FindingBuilder[BackupObservation],
+                             region: RegionBackups) -> list[Finding]:
+    """The findings for one region's listings, standalone instances and clusters."""
+    findings: list[Finding] = []
+    resource = region_resource(region.region)
+    targets: list[tuple[str, Fact[bool], dict[str, EvidenceValue], bool]] = []
+    if isinstance(region.instances, Unknown):
+        findings.append(make.unverified(resource, region.instances,
+                                        f"the DB instances in {region.region}"))
+    else:
+        targets += [(db.resource, db.deletion_protection,
+                     {"region": db.region, "engine": db.engine}, db.replica_source is not None)
+                    for db in region.instances if not db.cluster_id]
+    if isinstance(region.clusters, Unknown):
+        findings.append(make.unverified(f"{resource}:clusters", region.clusters,
+                                        f"the DB clusters in {region.region}"))
+    else:
+        targets += [(c.resource, c.deletion_protection,
+                     {"region": c.region, "engine": c.engine, "cluster": True}, False)
+                    for c in region.clusters]
+    for name, protected, evidence, replica in targets:
+        findings.append(_judge_protection(make, name, protected, evidence, replica))
+    if not findings:
+        findings.append(make.passed(resource, f"No DB instances or clusters in {region.region}.",
+                                    evidence={"region": region.region, "instance_count": 0,
+                                              "cluster_count": 0}))
+    return findings
+
+
+def _judge_protection(make: FindingBuilder[BackupObservation], resource: str,
+                      protected: Fact[bool], evidence: dict[str, EvidenceValue],
+                      replica: bool) -> Finding:
+    """The finding for one instance's or cluster's deletion protection."""
+    if isinstance(protected, Unknown):
+        return make.unverified(resource, protected, "deletion protection")
+    evidence.update(deletion_protection=protected, read_replica=replica)
+    if protected:
+        return make.passed(resource, "Deletion protection is on.", evidence=evidence)
+    if replica:
+        return make.warned(resource, "Deletion protection is off on this read replica; its "
+                           "source holds the data.", evidence=evidence)
+    return make.failed(resource, "Deletion protection is off: one API call deletes the "
+                       "database and, by default, its automated backups.", evidence=evidence)

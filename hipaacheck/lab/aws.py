@@ -1,6 +1,14 @@
 """
 The AWS part of the lab: a local moto server seeded with sound and broken storage.
 
+Each region holds cases for the encryption and backup checks: buckets with and without
+default encryption, versioning and early-expiring lifecycles; RDS instances with short and
+long backup retention and an unencrypted manual snapshot; DynamoDB tables with and without
+point-in-time recovery; EBS volumes (one on a disabled KMS key) and an unencrypted snapshot;
+a CloudTrail trail whose bucket and log group keep records less than six years; an
+unencrypted EFS file system; AWS Backup vaults, locked and not, and a plan with a rule that
+keeps recovery points three days.
+
 The server runs in a thread of this process on 127.0.0.1 and an ephemeral port. Every lab gets
 its own AWS account inside moto (an assumed role in a random account id), so two labs started
 in one process never see each other's resources. Seeding writes through plain boto3 clients
@@ -10,17 +18,20 @@ through hipaacheck's guarded clients like any real account.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from hipaacheck.clients.aws import new_botocore_session
 from hipaacheck.errors import LabError
 from hipaacheck.lab.base import LabPart
 
@@ -45,14 +56,14 @@ class LabCredentials:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     session_token: str = field(repr=False)
-    _session: boto3.session.Session = field(init=False, compare=False, repr=False)
+    _session: botocore.session.Session = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # A session of its own: boto3's shared default session is not safe across the threads
-        # that start lab components concurrently. Use it from one thread at a time.
-        object.__setattr__(self, "_session", boto3.session.Session(
-            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-            aws_session_token=self.session_token))
+        # A session of its own: a shared default session is not safe across the threads that
+        # start lab components concurrently. Clients made from it may be used from any thread.
+        session = new_botocore_session()
+        session.set_credentials(self.access_key_id, self.secret_access_key, self.session_token)
+        object.__setattr__(self, "_session", session)
 
     def env(self, region: str = LAB_REGIONS[0]) -> dict[str, str]:
         """The environment that makes the default credential chain find these credentials."""
@@ -64,8 +75,8 @@ class LabCredentials:
         }
 
     def client(self, service: str, region: str, endpoint_url: str) -> Any:
-        """A plain, unguarded boto3 client in this account, for seeding."""
-        return self._session.client(
+        """A plain, unguarded botocore client in this account, for seeding."""
+        return self._session.create_client(
             service, region_name=region, endpoint_url=endpoint_url,
             config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1},
                           s3={"addressing_style": "path"}))
@@ -75,8 +86,12 @@ def start_moto_server() -> tuple[ThreadedMotoServer, str]:
     """
     Start a moto server on 127.0.0.1 and an ephemeral port; return it and its URL.
     """
-    # werkzeug logs every request line at INFO; the lab keeps it to warnings.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # werkzeug logs every request line at INFO, and a traceback for each action moto has not
+    # implemented (it answers 500, which the scan reports as UNVERIFIED): keep it quiet.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+    # NOTE: moto would otherwise seed every region's EC2 backend with about 1,300 public AMI
+    # snapshots, which cost seconds and are not the lab's own; set before EC2 is first used.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     try:
         server.start()
@@ -94,10 +109,10 @@ def create_isolated_account(endpoint_url: str) -> LabCredentials:
     random account id gives a namespace no other lab or test shares.
     """
     account_id = str(100000000000 + secrets.randbelow(899999999999))
-    sts = boto3.session.Session().client("sts", region_name=LAB_REGIONS[0], endpoint_url=endpoint_url,
-                       aws_access_key_id=_SEED_ACCESS_KEY,
-                       aws_secret_access_key=_SEED_SECRET_KEY,
-                       config=Config(connect_timeout=5, read_timeout=10))
+    sts = new_botocore_session().create_client(
+        "sts", region_name=LAB_REGIONS[0], endpoint_url=endpoint_url,
+        aws_access_key_id=_SEED_ACCESS_KEY, aws_secret_access_key=_SEED_SECRET_KEY,
+        config=Config(connect_timeout=5, read_timeout=10))
     role = f"arn:aws:iam::{account_id}:role/hipaacheck-lab"
     creds = sts.assume_role(RoleArn=role, RoleSessionName="hipaacheck-lab")["Credentials"]
     return LabCredentials(account_id, creds["AccessKeyId"], creds["SecretAccessKey"],
@@ -152,6 +167,152 @@ LAB_DB_INSTANCES: dict[str, dict[str, tuple[bool, int]]] = {
 """What the lab seeds in RDS. The default policy wants 7 days and recommends 35."""
 
 
+def seed_keys(creds: LabCredentials, endpoint_url: str, region: str) -> dict[str, str]:
+    """
+    Create the region's customer-managed keys: `main` (rotation on in us-east-1 only) and
+    `retired` (disabled). Returns role to key ARN.
+    """
+    kms = creds.client("kms", region, endpoint_url)
+    main = kms.create_key(Description="hipaacheck lab customer-managed key")["KeyMetadata"]
+    retired = kms.create_key(Description="hipaacheck lab retired key")["KeyMetadata"]
+    if region == LAB_REGIONS[0]:
+        kms.enable_key_rotation(KeyId=main["KeyId"])
+    kms.disable_key(KeyId=retired["KeyId"])
+    return {"main": main["Arn"], "retired": retired["Arn"]}
+
+
+REQUIRE_KMS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "DenyNonKmsUploads", "Effect": "Deny", "Principal": "*",
+                   "Action": "s3:PutObject", "Resource": "arn:aws:s3:::{bucket}/*",
+                   "Condition": {"StringNotEquals": {
+                       "s3:x-amz-server-side-encryption": "aws:kms"}}}]}
+"""A bucket policy refusing uploads without SSE-KMS (`{bucket}` is filled in)."""
+
+
+def seed_s3_retention(creds: LabCredentials, endpoint_url: str, region: str,
+                      buckets: dict[str, str]) -> None:
+    """
+    Versioning on the SSE-KMS bucket; a lifecycle on the SSE-S3 bucket that expires noncurrent
+    versions after 3 days; in eu-west-1, a bucket policy on it that requires SSE-KMS.
+    """
+    s3 = creds.client("s3", region, endpoint_url)
+    by_kind = {name.rsplit("-", 1)[-1]: name for name in buckets}
+    s3.put_bucket_versioning(Bucket=by_kind["kms"],
+                             VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=by_kind["s3"], LifecycleConfiguration={
+        "Rules": [{"ID": "drop-old-versions", "Status": "Enabled", "Filter": {"Prefix": ""},
+                   "NoncurrentVersionExpiration": {"NoncurrentDays": 3}}]})
+    if region != LAB_REGIONS[0]:
+        policy = json.dumps(REQUIRE_KMS_POLICY).replace("{bucket}", by_kind["s3"])
+        s3.put_bucket_policy(Bucket=by_kind["s3"], Policy=policy)
+
+
+def seed_audit_trail(creds: LabCredentials, endpoint_url: str, region: str, key_arn: str,
+                     prefix: str) -> dict[str, str]:
+    """
+    A multi-region CloudTrail trail delivering to an SSE-KMS, versioned bucket that expires
+    objects after a year, and to a log group kept 30 days: both short of six years.
+    """
+    s3 = creds.client("s3", region, endpoint_url)
+    bucket = f"{prefix}-trail"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}}]})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
+        "Rules": [{"ID": "one-year", "Status": "Enabled", "Filter": {"Prefix": ""},
+                   "Expiration": {"Days": 365}}]})
+    logs = creds.client("logs", region, endpoint_url)
+    logs.create_log_group(logGroupName="org-audit-trail")
+    logs.put_retention_policy(logGroupName="org-audit-trail", retentionInDays=30)
+    logs.create_log_group(logGroupName="app-service", kmsKeyId=key_arn)
+    group_arn = f"arn:aws:logs:{region}:{creds.account_id}:log-group:org-audit-trail:*"
+    creds.client("cloudtrail", region, endpoint_url).create_trail(
+        Name="org-trail", S3BucketName=bucket, IsMultiRegionTrail=True,
+        CloudWatchLogsLogGroupArn=group_arn,
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{creds.account_id}:role/cloudtrail-logs")
+    return {"bucket": bucket, "log_group": "org-audit-trail"}
+
+
+def seed_dynamodb(creds: LabCredentials, endpoint_url: str, region: str,
+                  tables: dict[str, tuple[str | None, bool]]) -> None:
+    """Create tables: name to (KMS key ARN or None for the AWS-owned key, PITR on)."""
+    ddb = creds.client("dynamodb", region, endpoint_url)
+    for name, (key, pitr) in tables.items():
+        options: dict[str, Any] = {}
+        if key:
+            options["SSESpecification"] = {"Enabled": True, "SSEType": "KMS",
+                                           "KMSMasterKeyId": key}
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                         **options)
+        if pitr:
+            ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": True})
+
+
+def seed_ebs(creds: LabCredentials, endpoint_url: str, region: str,
+             volumes: dict[str, str | None], *, by_default: bool) -> dict[str, str]:
+    """
+    Create volumes (label to KMS key ARN, or None for unencrypted) and an unencrypted snapshot
+    of each unencrypted one; turn encryption by default on when asked. Returns label to id.
+    """
+    ec2 = creds.client("ec2", region, endpoint_url)
+    ids = {}
+    for label, key in volumes.items():
+        options: dict[str, Any] = {"Encrypted": True, "KmsKeyId": key} if key else {}
+        volume = ec2.create_volume(AvailabilityZone=f"{region}a", Size=1, **options)
+        ids[label] = volume["VolumeId"]
+        if key is None:
+            ec2.create_snapshot(VolumeId=volume["VolumeId"], Description=f"{label} backup")
+    if by_default:
+        ec2.enable_ebs_encryption_by_default()
+    return ids
+
+
+def seed_backup(creds: LabCredentials, endpoint_url: str, region: str, key_arn: str) -> None:
+    """
+    A locked vault with a customer key, an unlocked vault, and a plan with a sound daily rule
+    and a weekly rule that keeps recovery points three days.
+    """
+    backup = creds.client("backup", region, endpoint_url)
+    backup.create_backup_vault(BackupVaultName="phi-vault", EncryptionKeyArn=key_arn)
+    backup.put_backup_vault_lock_configuration(BackupVaultName="phi-vault",
+                                               MinRetentionDays=7, MaxRetentionDays=3650)
+    backup.create_backup_vault(BackupVaultName="scratch-vault")
+    backup.create_backup_plan(BackupPlan={"BackupPlanName": "phi-daily", "Rules": [
+        {"RuleName": "daily-35", "TargetBackupVaultName": "phi-vault",
+         "ScheduleExpression": "cron(0 5 ? * * *)", "Lifecycle": {"DeleteAfterDays": 35}},
+        {"RuleName": "weekly-short", "TargetBackupVaultName": "scratch-vault",
+         "ScheduleExpression": "cron(0 5 ? * SUN *)", "Lifecycle": {"DeleteAfterDays": 3}}]})
+
+
+def seed_region_extras(creds: LabCredentials, endpoint_url: str, region: str,
+                       keys: dict[str, str], prefix: str) -> list[str]:
+    """The lab's cases for the encryption and backup tables, KMS and AWS Backup checks."""
+    notes = []
+    if region == LAB_REGIONS[0]:
+        trail = seed_audit_trail(creds, endpoint_url, region, keys["main"], prefix)
+        seed_dynamodb(creds, endpoint_url, region,
+                      {"patients": (keys["main"], True), "sessions": (None, False)})
+        seed_ebs(creds, endpoint_url, region, {"data": keys["main"], "scratch": None,
+                                               "archive": keys["retired"]}, by_default=True)
+        notes.append(f"{region}: CloudTrail to {trail['bucket']} and {trail['log_group']}; "
+                     "DynamoDB patients, sessions; EBS volumes data, scratch, archive")
+    else:
+        creds.client("efs", region, endpoint_url).create_file_system(
+            CreationToken="lab-shared", Encrypted=False)
+        creds.client("rds", region, endpoint_url).create_db_snapshot(
+            DBSnapshotIdentifier="eu-scratch-manual", DBInstanceIdentifier="eu-scratch")
+        seed_backup(creds, endpoint_url, region, keys["main"])
+        notes.append(f"{region}: EFS lab-shared (unencrypted); snapshot eu-scratch-manual; "
+                     "backup vaults phi-vault, scratch-vault and plan phi-daily")
+    return notes
+
+
 def seed_account(creds: LabCredentials, endpoint_url: str) -> list[str]:
     """
     Seed every lab region of the account; return notes describing what was created.
@@ -159,13 +320,13 @@ def seed_account(creds: LabCredentials, endpoint_url: str) -> list[str]:
     prefix = f"hipaacheck-lab-{creds.account_id}"
     notes = []
     for region in LAB_REGIONS:
-        kms = creds.client("kms", region, endpoint_url)
-        key_arn = kms.create_key(Description="hipaacheck lab customer-managed key")[
-            "KeyMetadata"]["Arn"]
-        buckets = seed_s3(creds, endpoint_url, region, key_arn, prefix)
-        seed_rds(creds, endpoint_url, region, key_arn, LAB_DB_INSTANCES[region])
+        keys = seed_keys(creds, endpoint_url, region)
+        buckets = seed_s3(creds, endpoint_url, region, keys["main"], prefix)
+        seed_s3_retention(creds, endpoint_url, region, buckets)
+        seed_rds(creds, endpoint_url, region, keys["main"], LAB_DB_INSTANCES[region])
         notes.append(f"{region}: S3 buckets {', '.join(sorted(buckets))}")
         notes.append(f"{region}: RDS instances {', '.join(sorted(LAB_DB_INSTANCES[region]))}")
+        notes += seed_region_extras(creds, endpoint_url, region, keys, prefix)
     return notes
 
 

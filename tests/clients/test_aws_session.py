@@ -6,6 +6,8 @@ against a real moto server on loopback.
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,10 +20,13 @@ from botocore.stub import Stubber
 from hipaacheck.clients.aws import (
     ApiCall,
     AwsSession,
+    KeyInfo,
     classify_error,
     iam_action,
     is_read_operation,
+    kms_key_info,
     kms_key_manager,
+    new_botocore_session,
     paginate,
 )
 from hipaacheck.config import AwsAccountConfig
@@ -174,6 +179,10 @@ def test_is_read_operation(operation: str, allowed: bool) -> None:
     ("rds", "DescribeDBInstances", "rds:DescribeDBInstances"),
     ("kms", "DescribeKey", "kms:DescribeKey"),
     ("elbv2", "DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancers"),
+    ("efs", "DescribeFileSystems", "elasticfilesystem:DescribeFileSystems"),
+    ("opensearch", "DescribeDomains", "es:DescribeDomains"),
+    ("s3", "GetBucketLifecycleConfiguration", "s3:GetLifecycleConfiguration"),
+    ("resourcegroupstaggingapi", "GetResources", "tag:GetResources"),
 ])
 def test_iam_action(service: str, operation: str, action: str) -> None:
     assert iam_action(service, operation) == action
@@ -307,6 +316,19 @@ def test_classify_error_codes(code: str, reason: UnknownReason) -> None:
         assert unknown.needs == "s3:GetEncryptionConfiguration"
 
 
+@pytest.mark.parametrize("code", ["InternalError", "ServiceUnavailable"])
+def test_server_errors_outlasting_retries_are_unreachable(code: str) -> None:
+    unknown = classify_error(client_error(code), "backup:ListBackupSelections")
+    assert unknown.reason == UnknownReason.UNREACHABLE
+    assert "backup:ListBackupSelections" in unknown.detail and SENTINEL not in unknown.detail
+
+
+def test_unsupported_operations_are_not_supported() -> None:
+    unknown = classify_error(client_error("UnsupportedOperationException"),
+                             "kms:GetKeyRotationStatus")
+    assert unknown.reason == UnknownReason.NOT_SUPPORTED
+
+
 def test_denied_role_assumption_names_sts_assume_role() -> None:
     unknown = classify_error(client_error("AccessDenied", "AssumeRole"), "s3:ListAllMyBuckets")
     assert (unknown.reason, unknown.needs) == (UnknownReason.ACCESS_DENIED, "sts:AssumeRole")
@@ -314,7 +336,7 @@ def test_denied_role_assumption_names_sts_assume_role() -> None:
 
 def test_unrecognised_errors_are_reraised() -> None:
     with pytest.raises(ClientError):
-        classify_error(client_error("InternalError"), "s3:GetEncryptionConfiguration")
+        classify_error(client_error("ValidationException"), "s3:GetEncryptionConfiguration")
     with pytest.raises(KeyError):
         classify_error(KeyError("x"), "s3:GetEncryptionConfiguration")
 
@@ -354,3 +376,69 @@ def test_kms_key_manager(session: AwsSession, creds: LabCredentials, moto_url: s
     assert len(session.calls) == calls
     missing = kms_key_manager(session, "us-east-1", "00000000-0000-0000-0000-000000000000")
     assert isinstance(missing, Unknown) and missing.reason == UnknownReason.NOT_VISIBLE
+
+
+def test_kms_key_info_reports_state_origin_and_spec(session: AwsSession, creds: LabCredentials,
+                                                     moto_url: str) -> None:
+    kms = creds.client("kms", "us-east-1", moto_url)
+    key = kms.create_key()["KeyMetadata"]
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    info = kms_key_info(session, "us-east-1", key["Arn"])
+    assert isinstance(info, KeyInfo)
+    assert (info.manager, info.state, info.origin, info.spec) == (
+        "CUSTOMER", "PendingDeletion", "AWS_KMS", "SYMMETRIC_DEFAULT")
+    assert info.rotatable and info.deletion_date
+
+
+# the call log's subjects, the shared model loader and the bounded pool
+
+def test_calls_record_what_they_read_and_later_pages(session: AwsSession, creds: LabCredentials,
+                                                      moto_url: str) -> None:
+    bucket = seed_bucket(creds, moto_url)
+    plain = creds.client("s3", "us-east-1", moto_url)
+    for key in ("a", "b"):
+        plain.put_object(Bucket=bucket, Key=key, Body=b"")
+    s3 = session.client("s3", "us-east-1")
+    paginate(s3, "list_objects_v2", "Contents", Bucket=bucket, PaginationConfig={"PageSize": 1})
+    pages = [c for c in session.calls if c.operation == "ListObjectsV2"]
+    assert {c.subject for c in pages} == {f"Bucket={bucket}"}
+    assert [c.continued for c in pages][:2] == [False, True]
+    assert pages[0].identity == ("s3", "us-east-1", "ListObjectsV2", f"Bucket={bucket}")
+
+
+def test_sessions_share_one_model_loader() -> None:
+    first, second = new_botocore_session(), new_botocore_session()
+    assert first.get_component("data_loader") is second.get_component("data_loader")
+    assert first is not second
+
+
+def test_map_keeps_order_bounds_threads_and_runs_nested_maps_inline(session: AwsSession) -> None:
+    lock = threading.Lock()
+    running, peak, threads = [0], [0], set()
+
+    def work(item: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            threads.add(threading.get_ident())
+        time.sleep(0.01)
+        inner = session.map(lambda x: (x, threading.get_ident()), [1, 2, 3])
+        with lock:
+            running[0] -= 1
+        assert {t for _, t in inner} == {threading.get_ident()}
+        return item * 2
+
+    assert session.map(work, range(40)) == [i * 2 for i in range(40)]
+    assert peak[0] <= session.max_workers and len(threads) <= session.max_workers
+
+
+def test_unparseable_answers_are_unparseable(moto_url: str, creds: LabCredentials) -> None:
+    # Given a moto action that is not implemented, answered with an HTML page moto's EC2
+    # protocol parser cannot read
+    account = AwsAccountConfig(name="t", regions=["us-east-1"], endpoint_url=moto_url)
+    client = AwsSession(account, timeout=5, max_attempts=1).client("ec2", "us-east-1")
+    with pytest.raises(Exception) as raised:
+        client.get_ebs_default_kms_key_id()
+    unknown = classify_error(raised.value, "ec2:GetEbsDefaultKmsKeyId")
+    assert unknown.reason in (UnknownReason.UNPARSEABLE, UnknownReason.UNREACHABLE)
+    assert unknown.needs == "a healthy AWS endpoint"

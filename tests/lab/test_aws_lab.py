@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hipaacheck.checks.aws.rds import BackupRetention, StorageEncrypted
-from hipaacheck.checks.aws.s3 import DefaultEncryption
 
 from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.checks.aws import backup, encryption, kms, log_retention, s3_retention
+from hipaacheck.checks.aws.rds import BackupRetention, DeletionProtection, StorageEncrypted
+from hipaacheck.checks.aws.s3 import DefaultEncryption
 from hipaacheck.clients import Clients
 from hipaacheck.config import Inventory
 from hipaacheck.lab.aws import LAB_REGIONS, start_aws_lab
@@ -22,6 +23,12 @@ from hipaacheck.lab.base import LabPart
 from hipaacheck.model import Finding, Status, Target
 
 DEFAULT = Policy()
+FAMILY_CHECKS: list[Check[object]] = [
+    DefaultEncryption(), StorageEncrypted(), BackupRetention(), DeletionProtection(),
+    *(cls() for cls in encryption.TABLE_CHECKS), encryption.EbsEncryptionByDefault(),
+    kms.KmsKeyState(), kms.KmsKeyRotation(), backup.DynamoDbPitr(), backup.BackupPlanRules(),
+    backup.BackupVaultLock(), backup.BackupCoverage(), s3_retention.S3Versioning(),
+    s3_retention.S3LifecycleRetention(), log_retention.AuditLogRetention()]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +92,8 @@ def test_s3_buckets_pass_and_fail_as_seeded(lab: LabPart, monkeypatch: pytest.Mo
                for f in findings}
     assert by_kind == {
         "s3@us-east-1": Status.PASS, "kms@us-east-1": Status.PASS, "none@us-east-1": Status.FAIL,
-        "s3@eu-west-1": Status.PASS, "kms@eu-west-1": Status.PASS, "none@eu-west-1": Status.FAIL}
+        "s3@eu-west-1": Status.WARN, "kms@eu-west-1": Status.PASS, "none@eu-west-1": Status.FAIL,
+        "trail@us-east-1": Status.PASS}
 
 
 def test_rds_instances_pass_warn_and_fail_as_seeded(
@@ -107,13 +115,45 @@ def test_rds_instances_pass_warn_and_fail_as_seeded(
     }
 
 
+@pytest.fixture(scope="module")
+def family_scan(lab: LabPart, tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[CheckContext, list[Finding]]:
+    """One scan of the lab by every encryption and backup check, shared by the tests below."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_lab_env(lab, patch, tmp_path_factory.mktemp("aws-scan"))
+        return scan(lab, FAMILY_CHECKS)
+
+
+def test_the_lab_shows_each_new_check_passing_or_failing_as_seeded(
+        family_scan: tuple[CheckContext, list[Finding]]) -> None:
+    _, findings = family_scan
+    seen: dict[str, set[Status]] = {}
+    for finding in findings:
+        seen.setdefault(finding.check_id, set()).add(finding.status)
+    assert Status.ERROR not in {s for statuses in seen.values() for s in statuses}
+    for check_id in ("aws.ec2.ebs_volume_encrypted", "aws.ec2.ebs_encryption_by_default",
+                     "aws.efs.file_system_encrypted", "aws.rds.snapshot_encrypted",
+                     "aws.kms.key_state", "aws.kms.key_rotation", "aws.dynamodb.pitr",
+                     "aws.backup.plan_rules", "aws.s3.versioning"):
+        assert {Status.PASS, Status.FAIL} <= seen[check_id], check_id
+    assert seen["aws.logs.audit_retention"] == {Status.FAIL}
+    assert Status.FAIL in seen["aws.s3.lifecycle_retention"]
+    assert {Status.PASS, Status.WARN} <= seen["aws.backup.vault_lock"]
+    assert {Status.WARN, Status.FAIL} <= seen["aws.backup.phi_coverage"]
+    copies = [f for f in findings if f.check_id == "aws.backup.phi_coverage"]
+    assert all(len(f.evidence["copies"]) == len(f.evidence["retention_days"]) for f in copies)
+
+
 def test_a_scan_of_the_lab_stays_read_only_and_within_declared_operations(
-        lab: LabPart, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        lab: LabPart, family_scan: tuple[CheckContext, list[Finding]],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     use_lab_env(lab, monkeypatch, tmp_path)
-    checks: list[Check[object]] = [DefaultEncryption(), StorageEncrypted(), BackupRetention()]
-    ctx, first = scan(lab, checks)
+    checks = FAMILY_CHECKS
+    ctx, first = family_scan
     declared = {op.action for c in checks for op in c.meta.operations}
     assert {c.iam_action for c in ctx.clients.aws_calls()} <= declared
+    reads = [c.identity for c in ctx.clients.aws_calls() if not c.continued]
+    assert len(reads) == len(set(reads))
     # Scanning again finds exactly the same: nothing was changed
     _, second = scan(lab, checks)
     assert [(f.key, f.status) for f in first] == [(f.key, f.status) for f in second]
@@ -126,7 +166,7 @@ def test_two_labs_in_one_process_do_not_see_each_other(
         use_lab_env(other, monkeypatch, tmp_path)
         _, findings = scan(other, [DefaultEncryption()])
         account = other.env["AWS_ACCESS_KEY_ID"]
-        assert len(findings) == 6 and account != lab.env["AWS_ACCESS_KEY_ID"]
+        assert len(findings) == 7 and account != lab.env["AWS_ACCESS_KEY_ID"]
         assert len({f.resource.split("-")[2] for f in findings}) == 1  # one account id
     finally:
         other.stop()

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
+from hipaacheck.check import CheckContext, Policy
 from hipaacheck.checks.aws.rds import (
     BackupObservation,
     BackupRetention,
@@ -16,8 +18,6 @@ from hipaacheck.checks.aws.rds import (
     DbInstance,
     RegionBackups,
 )
-
-from hipaacheck.check import CheckContext, Policy
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.lab.aws import LabCredentials, seed_rds
 from hipaacheck.model import Finding, Status, Target, TargetKind, Unknown, UnknownReason

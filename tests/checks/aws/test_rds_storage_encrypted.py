@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.stub import Stubber
+
+from hipaacheck.check import CheckContext, Policy
 from hipaacheck.checks.aws.rds import (
     BackupRetention,
     DbInstance,
@@ -15,8 +17,6 @@ from hipaacheck.checks.aws.rds import (
     RegionEncryption,
     StorageEncrypted,
 )
-
-from hipaacheck.check import CheckContext, Policy
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.lab.aws import LabCredentials, seed_rds
 from hipaacheck.model import Finding, Status, Target, TargetKind, Unknown, UnknownReason

@@ -8,15 +8,16 @@ from collections.abc import Callable
 
 import pytest
 from botocore.stub import Stubber
+
+from hipaacheck.check import CheckContext, Policy
 from hipaacheck.checks.aws.s3 import (
     LISTING_RESOURCE,
     BucketEncryption,
     DefaultEncryption,
     DefaultSse,
     S3Observation,
+    requires_kms,
 )
-
-from hipaacheck.check import CheckContext, Policy
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.lab.aws import LabCredentials
 from hipaacheck.model import Finding, Status, Target, TargetKind, Unknown, UnknownReason
@@ -34,8 +35,10 @@ def judge(*buckets: BucketEncryption, policy: Policy = DEFAULT) -> list[Finding]
     return list(CHECK.evaluate(S3Observation(buckets=buckets), TARGET, policy))
 
 
-def bucket(encryption: object, manager: object = None) -> BucketEncryption:
-    return BucketEncryption("b", "us-east-1", encryption, manager)  # type: ignore[arg-type]
+def bucket(encryption: object, manager: object = None,
+           requires_kms: object = None) -> BucketEncryption:
+    return BucketEncryption("b", "us-east-1", encryption, manager,  # type: ignore[arg-type]
+                            requires_kms)  # type: ignore[arg-type]
 
 
 # evaluate(): hand-built observations
@@ -53,7 +56,7 @@ def test_dsse_kms_with_customer_key_passes() -> None:
 
 
 @pytest.mark.parametrize("observed", [
-    bucket(DefaultSse("AES256")),
+    bucket(DefaultSse("AES256"), requires_kms=False),
     bucket(DefaultSse("aws:kms"), "AWS"),
     bucket(DefaultSse("aws:kms", "alias/aws/s3"), "AWS"),
 ])
@@ -61,6 +64,47 @@ def test_provider_managed_keys_pass_with_a_note_or_warn_when_policy_requires_cmk
         observed: BucketEncryption) -> None:
     assert [f.status for f in judge(observed)] == [Status.PASS]
     assert [f.status for f in judge(observed, policy=STRICT)] == [Status.WARN]
+
+
+def test_sse_s3_warns_when_the_bucket_policy_requires_kms() -> None:
+    [finding] = judge(bucket(DefaultSse("AES256"), requires_kms=True))
+    assert finding.status == Status.WARN
+    assert finding.evidence["policy_requires_kms"] is True
+
+
+def test_sse_s3_with_unreadable_bucket_policy_is_unverified_naming_the_action() -> None:
+    denied = Unknown(UnknownReason.ACCESS_DENIED, "denied", needs="s3:GetBucketPolicy")
+    [finding] = judge(bucket(DefaultSse("AES256"), requires_kms=denied))
+    assert (finding.status, finding.needs) == (Status.UNVERIFIED, "s3:GetBucketPolicy")
+    # Under a policy that requires customer keys the bucket policy cannot change the verdict
+    assert [f.status for f in judge(bucket(DefaultSse("AES256"), requires_kms=denied),
+                                    policy=STRICT)] == [Status.WARN]
+
+
+def test_bucket_key_is_noted() -> None:
+    [finding] = judge(bucket(DefaultSse("aws:kms", CMK, True), "CUSTOMER"))
+    assert finding.evidence["bucket_key_enabled"] is True
+
+
+@pytest.mark.parametrize(("statement", "required"), [
+    ({"Effect": "Deny", "Action": "s3:PutObject", "Principal": "*", "Condition": {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}, True),
+    ({"Effect": "Deny", "Action": ["s3:*"], "Principal": "*", "Condition": {
+        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": ["aws:kms",
+                                                                         "aws:kms:dsse"]}}},
+     True),
+    ({"Effect": "Deny", "Action": "s3:PutObject", "Principal": "*", "Condition": {
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"}}}, True),
+    ({"Effect": "Deny", "Action": "s3:PutObject", "Principal": "*", "Condition": {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}}}, False),
+    ({"Effect": "Allow", "Action": "s3:PutObject", "Principal": "*", "Condition": {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}, False),
+    ({"Effect": "Deny", "Action": "s3:GetObject", "Principal": "*", "Condition": {
+        "Bool": {"aws:SecureTransport": "false"}}}, False),
+])
+def test_bucket_policies_that_require_kms_are_recognised(statement: dict[str, object],
+                                                         required: bool) -> None:
+    assert requires_kms({"Version": "2012-10-17", "Statement": [statement]}) is required
 
 
 def test_no_default_encryption_fails() -> None:
@@ -165,7 +209,12 @@ def test_collect_calls_stay_within_declared_operations_and_list_once(
     declared = {op.action for op in CHECK.meta.operations}
     assert session.recorded_actions() <= declared
     assert "s3:GetEncryptionConfiguration" in session.recorded_actions()
-    assert [c.operation for c in session.calls].count("ListBuckets") == 1
+    # One account-wide listing, one listing per scanned region to place buckets (moto's
+    # listing carries no region), and no read made twice across the two collects
+    reads = [c.identity for c in session.calls if not c.continued]
+    assert len(reads) == len(set(reads))
+    assert [(c.operation, c.subject) for c in session.calls].count(("ListBuckets", "")) == 1
+    assert "GetBucketLocation" not in {c.operation for c in session.calls}
 
 
 def test_strict_policy_warns_on_provider_managed_keys(

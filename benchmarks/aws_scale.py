@@ -1,0 +1,305 @@
+"""
+Scale benchmark of the AWS encryption-at-rest and backup-retention checks.
+
+Starts a moto server in a child process on 127.0.0.1, seeds one account across four regions
+with 2,000 buckets, 300 RDS instances, 200 manual DB snapshots (moto adds an automated one per
+instance), 500 EBS volumes and 300 log groups (times `--scale`), then runs every check of both
+families through hipaacheck's runner in this process, and prints:
+
+- wall time of the scan, and peak memory (RSS growth of this process, which holds no moto
+  state; with `--tracemalloc`, the peak of Python allocations instead);
+- API calls per resource, per service and overall, and per bucket for the two families;
+- whether any resource was fetched twice (same service, region, operation and subject, first
+  pages only).
+
+Run from the repository root:  .venv/bin/python benchmarks/aws_scale.py [--scale 0.5]
+`--phi-buckets '*-phi-*'` narrows the PHI scope to some buckets, as an inventory would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.checks.aws import (
+    backup,
+    encryption,
+    kms,
+    log_retention,
+    rds,
+    s3,
+    s3_retention,
+)
+from hipaacheck.clients import Clients
+from hipaacheck.config import AwsAccountConfig
+from hipaacheck.lab.aws import LabCredentials, create_isolated_account
+from hipaacheck.model import Family, Target, TargetKind
+from hipaacheck.registry import Registry
+from hipaacheck.runner import Runner, plan
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1")
+COUNTS = {"buckets": 2000, "db_instances": 300, "db_snapshots": 200, "volumes": 500,
+          "log_groups": 300}
+SEED_THREADS = 16
+OTHER_PHI_STORES = ("arn:aws:rds:*", "arn:aws:dynamodb:*", "arn:aws:elasticfilesystem:*",
+                    "vol-*", "arn:aws:logs:*", "arn:aws:backup:*")
+"""Every store but buckets stays in the PHI scope, whatever `--phi-buckets` says."""
+_SERVER = """
+import os, sys, time
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+import logging
+logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+class BenchAccount(AwsAccountConfig):
+    """The account, with the PHI-scope knob that config.py does not have yet."""
+
+    phi_resources: list[str] = Field(default_factory=lambda: ["*"])
+
+
+def family_checks() -> list[Check[Any]]:
+    """Every check of the encryption and backup families that the AWS collector serves."""
+    classes: list[type[Check[Any]]] = [
+        s3.DefaultEncryption, rds.StorageEncrypted, rds.BackupRetention, rds.DeletionProtection,
+        *encryption.TABLE_CHECKS, encryption.EbsEncryptionByDefault, kms.KmsKeyState,
+        kms.KmsKeyRotation, backup.DynamoDbPitr, backup.BackupPlanRules,
+        backup.BackupVaultLock, backup.BackupCoverage, s3_retention.S3Versioning,
+        s3_retention.S3LifecycleRetention, log_retention.AuditLogRetention]
+    checks = [cls() for cls in classes]
+    assert {c.meta.family for c in checks} == {Family.ENCRYPTION, Family.BACKUP}
+    return checks
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    """A moto server in a child process; its URL."""
+    child = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    port = int(child.stdout.readline())
+    return child, f"http://127.0.0.1:{port}"
+
+
+def fan(work: Callable[[Any], None], items: Iterable[Any]) -> None:
+    """`work` over `items` on the seeding pool, surfacing the first failure."""
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        for _ in pool.map(work, list(items)):
+            pass
+
+
+def seed_buckets(creds: LabCredentials, url: str, count: int,
+                 keys: dict[str, str]) -> None:
+    """Buckets spread over the regions: half SSE-KMS with a customer key, 30% SSE-S3, 10%
+    AWS-managed KMS, 10% none; versioning on every other one, a lifecycle on every fifth."""
+    clients = {r: creds.client("s3", r, url) for r in REGIONS}
+
+    def make(index: int) -> None:
+        region = REGIONS[index % len(REGIONS)]
+        client = clients[region]
+        role = "phi" if index % 5 < 2 else "web"
+        name = f"bench-{creds.account_id}-{role}-{index:05d}"
+        where = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        client.create_bucket(Bucket=name, **where)
+        share = index % 10
+        if share < 5:
+            rule = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": keys[region]}
+        elif share < 8:
+            rule = {"SSEAlgorithm": "AES256"}
+        elif share < 9:
+            rule = {"SSEAlgorithm": "aws:kms"}
+        else:
+            client.delete_bucket_encryption(Bucket=name)
+            rule = {}
+        if rule:
+            client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": rule}]})
+        if index % 2 == 0:
+            client.put_bucket_versioning(Bucket=name,
+                                         VersioningConfiguration={"Status": "Enabled"})
+        if index % 5 == 0:
+            client.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
+                "Rules": [{"ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+                           "NoncurrentVersionExpiration": {"NoncurrentDays": 90}}]})
+
+    fan(make, range(count))
+
+
+def seed_databases(creds: LabCredentials, url: str, instances: int, snapshots: int,
+                   keys: dict[str, str]) -> None:
+    """DB instances over the regions, two thirds encrypted, and manual snapshots of some."""
+    clients = {r: creds.client("rds", r, url) for r in REGIONS}
+
+    def make(index: int) -> None:
+        region = REGIONS[index % len(REGIONS)]
+        encrypted = index % 3 != 0
+        options: dict[str, Any] = {"StorageEncrypted": encrypted}
+        if encrypted:
+            options["KmsKeyId"] = keys[region]
+        clients[region].create_db_instance(
+            DBInstanceIdentifier=f"db-{index:04d}", DBInstanceClass="db.t3.micro",
+            Engine="postgres", MasterUsername="bench", MasterUserPassword="bench-fake-pw-1",
+            AllocatedStorage=20, BackupRetentionPeriod=(index % 4) * 7, **options)
+
+    def snap(index: int) -> None:
+        region = REGIONS[index % len(REGIONS)]
+        clients[region].create_db_snapshot(DBSnapshotIdentifier=f"snap-{index:04d}",
+                                           DBInstanceIdentifier=f"db-{index:04d}")
+
+    fan(make, range(instances))
+    fan(snap, range(min(snapshots, instances)))
+
+
+def seed_volumes_and_logs(creds: LabCredentials, url: str, volumes: int, groups: int,
+                          keys: dict[str, str]) -> None:
+    """EBS volumes (60% encrypted) and log groups (a third with a customer key, retention
+    varied) over the regions, and a trail delivering to one of them."""
+    ec2 = {r: creds.client("ec2", r, url) for r in REGIONS}
+    logs = {r: creds.client("logs", r, url) for r in REGIONS}
+
+    def volume(index: int) -> None:
+        region = REGIONS[index % len(REGIONS)]
+        options = {"Encrypted": True, "KmsKeyId": keys[region]} if index % 5 < 3 else {}
+        ec2[region].create_volume(AvailabilityZone=f"{region}a", Size=1, **options)
+
+    def group(index: int) -> None:
+        region = REGIONS[index % len(REGIONS)]
+        name = f"/bench/app-{index:04d}" if index else "org-audit-trail"
+        options = {"kmsKeyId": keys[region]} if index % 3 == 0 else {}
+        logs[region].create_log_group(logGroupName=name, **options)
+        if index % 2:
+            logs[region].put_retention_policy(logGroupName=name, retentionInDays=30)
+
+    fan(volume, range(volumes))
+    fan(group, range(groups))
+    trail_bucket = f"bench-{creds.account_id}-trail"
+    creds.client("s3", "us-east-1", url).create_bucket(Bucket=trail_bucket)
+    creds.client("cloudtrail", "us-east-1", url).create_trail(
+        Name="org", S3BucketName=trail_bucket, IsMultiRegionTrail=True,
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:us-east-1:{creds.account_id}"
+                                  ":log-group:org-audit-trail:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{creds.account_id}:role/ct")
+
+
+def seed(creds: LabCredentials, url: str, scale: float) -> dict[str, int]:
+    """Seed the account; return how many of each resource it holds."""
+    counts = {k: max(1, round(v * scale)) for k, v in COUNTS.items()}
+    keys = {r: creds.client("kms", r, url).create_key()["KeyMetadata"]["Arn"] for r in REGIONS}
+    seed_buckets(creds, url, counts["buckets"], keys)
+    seed_databases(creds, url, counts["db_instances"], counts["db_snapshots"], keys)
+    seed_volumes_and_logs(creds, url, counts["volumes"], counts["log_groups"], keys)
+    counts["buckets"] += 1  # the trail's bucket
+    return counts
+
+
+def run_scan(url: str, phi_buckets: str, trace: bool,
+             policy: Policy) -> tuple[CheckContext, int, float, float]:
+    """Every check through the runner; the context, finding count, seconds and peak MiB."""
+    account = BenchAccount(name="bench", regions=list(REGIONS), endpoint_url=url,
+                           phi_resources=[phi_buckets, *OTHER_PHI_STORES])
+    target = Target(TargetKind.AWS, "aws:bench", "bench", account)
+    ctx = CheckContext(clients=Clients(timeout=30), policy=policy,
+                       logger=logging.getLogger("bench"), clock=lambda: datetime.now(UTC),
+                       timeout=30)
+    registry = Registry.from_checks(family_checks())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if trace:
+        tracemalloc.start()
+    started, cpu = time.monotonic(), time.process_time()
+    results, _ = Runner(ctx, workers=8, deadline=900).run(plan(registry, [target]))
+    seconds = time.monotonic() - started
+    print(f"scan: {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU in this process",
+          file=sys.stderr)
+    if trace:
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    else:
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return ctx, sum(len(f) for f in results.values()), seconds, peak
+
+
+def report(ctx: CheckContext, counts: dict[str, int], findings: int, seconds: float,
+           peak: float, trace: bool) -> dict[str, Any]:
+    """The figures, printed and returned."""
+    calls = ctx.clients.aws_calls()
+    by_service = Counter(c.service for c in calls)
+    reads = Counter(c.identity for c in calls if not c.continued)
+    twice = {k: n for k, n in reads.items() if n > 1}
+    total = sum(counts.values()) + counts["db_instances"]  # moto's automated snapshots
+    figures = {
+        "resources": counts, "resources_total": total, "findings": findings,
+        "wall_seconds": round(seconds, 1), "api_calls": len(calls),
+        "calls_by_service": dict(by_service.most_common()),
+        "calls_per_resource": round(len(calls) / total, 3),
+        "s3_calls_per_bucket": round(by_service["s3"] / counts["buckets"], 3),
+        "rds_calls_per_instance_or_snapshot": round(
+            by_service["rds"] / (2 * counts["db_instances"] + counts["db_snapshots"]), 3),
+        "ec2_calls_per_volume": round(by_service["ec2"] / counts["volumes"], 3),
+        "logs_calls_per_log_group": round(by_service["logs"] / counts["log_groups"], 3),
+        "peak_mib": round(peak, 1), "peak_measure": "tracemalloc" if trace else "rss growth",
+        "mib_per_1000_resources": round(peak / total * 1000, 2),
+        "fetched_twice": len(twice), "fetched_twice_examples": [list(k) for k in
+                                                                list(twice)[:5]],
+    }
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+def main() -> None:
+    """Parse options, seed, scan, report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--phi-buckets", default="*",
+                        help="glob of bucket names in the PHI scope (default every bucket)")
+    parser.add_argument("--strict", action="store_true",
+                        help="judge with require_customer_managed_keys: true")
+    parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--variants", action="store_true",
+                        help="also scan the same account with --phi-buckets '*-phi-*' and with "
+                        "--strict (memory is measured on the first scan only)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    child, url = start_server()
+    try:
+        creds = create_isolated_account(url)
+        started = time.monotonic()
+        counts = seed(creds, url, args.scale)
+        print(f"seeded {counts} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        os.environ.update(creds.env())
+        runs = [(args.phi_buckets, args.strict)]
+        if args.variants:
+            runs += [("*-phi-*", False), ("*", True)]
+        for phi, strict in runs:
+            print(f"scan with PHI buckets {phi!r}, strict={strict}", file=sys.stderr)
+            policy = Policy(require_customer_managed_keys=strict)
+            ctx, findings, seconds, peak = run_scan(url, phi, args.tracemalloc, policy)
+            report(ctx, counts, findings, seconds, peak, args.tracemalloc)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
