@@ -67,6 +67,8 @@ def postgres_role_sql(metas: Iterable[CheckMeta], role: str = "hipaacheck") -> s
         f"ALTER ROLE {role} SET default_transaction_read_only = on;",
         f"GRANT pg_read_all_settings TO {role};",
         f"GRANT pg_monitor TO {role};",
+        f"GRANT SELECT ON pg_catalog.pg_hba_file_rules TO {role};",
+        f"GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO {role};",
         f"-- Set its password outside any script kept in version control:  \\password {role}",
     ]
     return "\n".join(lines) + "\n"

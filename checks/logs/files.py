@@ -2,11 +2,16 @@
 PHI in local log files (45 CFR 164.312(b); 164.502(b) and 164.514(d), minimum necessary).
 
 Each configured log sink is a set of paths, globs and directories. Every file they expand to
-(rotated and compressed copies included) is streamed through the PHI detector within the
-sink's byte budget, and judged on its own: FAIL when unredacted identifiers were found, PASS
-when the file was read (completely, or within the budget and said to be sampled) and nothing
-was, UNVERIFIED when it could not be read. A configured path that matches nothing is
-UNVERIFIED too: nothing to observe is not a pass.
+(rotated and compressed copies included) is streamed through the PHI detector and judged on
+its own: FAIL when unredacted identifiers were found, PASS when the file was read (completely,
+or within the budget and said to be sampled) and nothing was, UNVERIFIED when it could not be
+read. A configured path that matches nothing is UNVERIFIED too: nothing to observe is not a
+pass.
+
+Files share the sink's byte budget, the most recently modified first: each gets at most
+`max_bytes_per_file` and an even share of what is left, and a plain file larger than its share
+is sampled at its head, its tail and random offsets between them. Files the sink budget no
+longer reaches are UNVERIFIED, never silently skipped.
 
 Evidence names the kinds of identifier, their counts, line numbers, the validators that
 fired and a masked structural preview of the first hit. It never holds a value.
@@ -15,6 +20,7 @@ fired and a masked structural preview of the first hit. It never holds a value.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +73,10 @@ class FileScan:
     validators: tuple[str, ...]
     engine: str
     problem: Unknown | None = None
+    sampling: str = "whole"
+    windows: int = 0
+    first_offsets: tuple[int, ...] = ()
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,12 @@ class FileObservation:
 
 @dataclass(frozen=True)
 class LogSinkObservation:
-    """Every file of one sink, and the byte budget each was read within."""
+    """Every file of one sink, and the byte budgets they were read within."""
 
     sink: str
     max_bytes_per_file: int
     files: tuple[FileObservation, ...]
+    max_bytes_per_sink: int | None = None
 
 
 def scan_file(detector: PhiDetector, path: str, max_bytes: int) -> Fact[FileScan]:
@@ -102,11 +113,48 @@ def scan_file(detector: PhiDetector, path: str, max_bytes: int) -> Fact[FileScan
         compression=out.compression, long_lines=out.long_lines, kinds=summary.kinds(),
         lines_with_hits=summary.lines_with_hits, first_lines=tuple(summary.lines),
         preview=summary.first_preview, validators=tuple(sorted(summary.validators)),
-        engine=detector.engine, problem=out.problem)
+        engine=detector.engine, problem=out.problem, sampling=out.sampling,
+        windows=out.windows, first_offsets=tuple(summary.offsets), size=out.size)
 
 
 _NOTHING = Unknown(UnknownReason.NOT_VISIBLE, "the configured path matches no file",
                    needs="a path, glob or directory that names the sink's log files")
+_SPENT = Unknown(UnknownReason.NOT_VISIBLE,
+                 "the sink's byte budget was spent on more recent files before this one",
+                 needs="a larger max_bytes_per_sink, or fewer files in the sink")
+MIN_SHARE = 64 * 1024
+"""The least a file is read with; below it the sink's budget counts as spent."""
+
+
+def _by_recency(paths: Sequence[str]) -> list[str]:
+    """Paths, most recently modified first (unreadable ones last, for their own finding)."""
+    def key(path: str) -> tuple[float, str]:
+        try:
+            return (-os.stat(path).st_mtime, path)
+        except OSError:
+            return (0.0, path)
+    return sorted(paths, key=key)
+
+
+def scan_files(detector: PhiDetector, paths: Sequence[str], max_bytes_per_file: int,
+               max_bytes_per_sink: int) -> list[FileObservation]:
+    """
+    Scan files newest first, each within `max_bytes_per_file` and an even share of what is
+    left of `max_bytes_per_sink`; files the sink budget no longer reaches are `Unknown`.
+    """
+    left, observed = max_bytes_per_sink, []
+    ordered = _by_recency(paths)
+    for i, path in enumerate(ordered):
+        share = min(max_bytes_per_file, left // (len(ordered) - i))
+        if share < min(MIN_SHARE, max_bytes_per_file):
+            share = min(left, max_bytes_per_file)
+        if share <= 0:
+            observed.append(FileObservation(path, _SPENT))
+            continue
+        scan = scan_file(detector, path, share)
+        left -= scan.bytes_read if isinstance(scan, FileScan) else 0
+        observed.append(FileObservation(path, scan))
+    return observed
 
 
 class PhiInLogFiles(Check[LogSinkObservation]):
@@ -142,6 +190,10 @@ class PhiInLogFiles(Check[LogSinkObservation]):
             "sink's byte budget; matched values never leave the detector"),),
     )
 
+    def applies_to(self, target: Target) -> bool:
+        """Sinks of local files only (the other sink kinds have checks of their own)."""
+        return target.kind == TargetKind.LOG_SINK and isinstance(target.config, LogSinkConfig)
+
     def collect(self, ctx: CheckContext, target: Target) -> LogSinkObservation:
         """Expand the sink's paths and scan every file; one observation per file."""
         sink = target.config
@@ -149,14 +201,15 @@ class PhiInLogFiles(Check[LogSinkObservation]):
             raise TypeError(f"target {target.id} carries no log sink configuration")
         detector = ctx.memo.get(("phi-detector",), PhiDetector)
         found = discover(sink.paths)
-        files = [FileObservation(p, scan_file(detector, p, sink.max_bytes_per_file))
-                 for p in found.files]
+        files = scan_files(detector, found.files, sink.max_bytes_per_file,
+                           sink.max_bytes_per_sink)
         files += [FileObservation(p.path, p.unknown) for p in found.problems]
         files += [FileObservation(p, _NOTHING) for p in found.unmatched]
         logger.debug("log sink %s: %d files, %d problems, %d unmatched paths", sink.name,
                      len(found.files), len(found.problems), len(found.unmatched))
         return LogSinkObservation(sink.name, sink.max_bytes_per_file,
-                                  tuple(sorted(files, key=lambda f: f.path)))
+                                  tuple(sorted(files, key=lambda f: f.path)),
+                                  sink.max_bytes_per_sink)
 
     def evaluate(self, obs: LogSinkObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -175,8 +228,9 @@ class PhiInLogFiles(Check[LogSinkObservation]):
         if scan.problem is not None:
             return build.unverified(file.path, scan.problem, "the whole log file")
         if scan.sampled:
-            reason = (f"No unredacted identifiers in the first {scan.bytes_read} bytes "
-                      f"({scan.lines} lines); the file is larger than the budget (sampled).")
+            reason = (f"No unredacted identifiers in {scan.bytes_read} bytes ({scan.lines} "
+                      f"lines) sampled from {_sample_words(scan)}; the file is larger than "
+                      "its budget.")
         else:
             reason = f"No unredacted identifiers in {scan.lines} lines, read completely."
         return build.passed(file.path, reason, evidence=_read_evidence(scan))
@@ -191,12 +245,23 @@ def _fail_reason(scan: FileScan) -> str:
     return reason
 
 
+def _sample_words(scan: FileScan) -> str:
+    if scan.sampling == "windows":
+        middle = max(0, scan.windows - 2)
+        return f"its head, its tail and {middle} window(s) at random offsets"
+    return "its head (a compressed file cannot be sought)"
+
+
 def _read_evidence(scan: FileScan) -> dict[str, EvidenceValue]:
     state = "partial" if scan.problem else "sampled" if scan.sampled else "complete"
     evidence: dict[str, EvidenceValue] = {
         "read": state, "bytes_read": scan.bytes_read, "lines_read": scan.lines,
         "compression": scan.compression, "engine": scan.engine,
+        "redaction_control": "none observed",
     }
+    if scan.sampled:
+        evidence["sampling"] = _sample_words(scan)
+        evidence["file_bytes"] = scan.size
     if scan.long_lines:
         evidence["long_lines_scanned_in_pieces"] = scan.long_lines
     if scan.problem is not None:
@@ -214,6 +279,7 @@ def _fail_evidence(scan: FileScan) -> dict[str, EvidenceValue]:
         "last_line_by_kind": tuple(k.last_line for k in scan.kinds),
         "lines_with_identifiers": scan.lines_with_hits,
         "first_lines": scan.first_lines,
+        "first_offsets": scan.first_offsets,
         "validators": scan.validators,
         "first_hit_preview": scan.preview,
         "provider_identifiers_only": all(k.kind.provider for k in scan.kinds),

@@ -167,6 +167,9 @@ def iam_action(service: str, operation: str) -> str:
     `s3:ListAllMyBuckets`.
     """
     prefix = _IAM_PREFIXES.get(service, service)
+    if service in ("apigateway", "apigatewayv2"):
+        # API Gateway's control plane is authorised per HTTP method: every read is apigateway:GET.
+        return "apigateway:GET" if is_read_operation(operation) else f"apigateway:{operation}"
     action = _S3_ACTIONS.get(operation, operation) if prefix == "s3" else operation
     return f"{prefix}:{action}"
 

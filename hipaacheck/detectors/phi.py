@@ -8,10 +8,12 @@ fired are run again and every candidate is validated (area and group rules for S
 cards and NPIs, calendar dates for birth dates, NANP codes for phones, context keywords where a
 bare number would be ambiguous).
 
-Every pattern stays in the subset that RE2 accepts (no look-around, no back-references), so
-matching time is linear in the input. google-re2 is used when it is installed; Python's `re` is
-a complete fallback that finds exactly the same things, because both engines run the same
-patterns in Latin-1 byte mode and everything after the match is plain Python.
+Every pattern stays in the subset that RE2 and Hyperscan accept (no look-around, no
+back-references), so matching time is linear in the input. The fastest installed engine is
+used: Hyperscan for the first pass (with RE2 or `re` for the second, which needs capture
+groups), else google-re2, else Python's `re`, a complete fallback. All of them find exactly
+the same things, because they run the same patterns in Latin-1 byte mode and everything after
+the match is plain Python.
 
 What leaves the detector is a `Match`: the kind of identifier, where it was, the validator that
 accepted it and a keyed fingerprint (HMAC under a key random per run). Never the value. The
@@ -38,6 +40,7 @@ import datetime as dt
 import enum
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,9 +52,14 @@ try:  # pragma: no branch - which branch runs depends on the environment
 except ImportError:  # pragma: no cover - google-re2 is part of the test extra
     _re2 = None
 
+try:  # pragma: no branch - the hyperscan wheel is an optional accelerator
+    import hyperscan as _hyperscan
+except ImportError:  # pragma: no cover
+    _hyperscan = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
-EngineName = Literal["auto", "re2", "re"]
+EngineName = Literal["auto", "hyperscan", "re2", "re"]
 
 
 class Kind(str, enum.Enum):
@@ -114,23 +122,31 @@ class Match:
 class LineHits:
     """
     The matches found on one line, and (for the first lines of a scan) its masked preview.
+
+    `line_no` is 0 when the line's number is not known (a window sampled from the middle of a
+    file); `offset` is the byte offset of the line's start in its source, -1 when unknown.
     """
 
     line_no: int
     matches: tuple[Match, ...]
     preview: str | None = None
+    offset: int = -1
 
 
 @dataclass(frozen=True)
 class Block:
     """
-    A run of complete lines (joined by `\\n`) and the number of its first line.
+    A run of complete lines (joined by `\\n`), the number of its first line and the byte
+    offset of its first byte in the source.
 
-    The bytes are raw log content: `repr` leaves them out.
+    `first_line_no` is 0 when line numbers are not known (a window sampled from the middle of a
+    file); the lines then carry byte offsets only. The bytes are raw log content: `repr`
+    leaves them out.
     """
 
     first_line_no: int
     data: bytes = field(repr=False)
+    offset: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1012,14 +1028,91 @@ _SHAPE = bytes(0x39 if 0x30 <= b <= 0x39 else 0x41 if 0x41 <= b <= 0x5A else
                0x61 if 0x61 <= b <= 0x7A else b for b in range(256))
 
 
+class _HyperscanEngine:
+    """
+    Hyperscan for the first pass, RE2 (or `re`) for the second.
+
+    One Hyperscan database holds every spec's first-pass pattern; a scan of a block reports
+    where each pattern's matches end, and since no pattern spans a newline, that names the
+    line and the specs to re-run on it. Hyperscan reports no capture groups, so the second
+    stage runs on the RE2 or `re` engine, and the results are exactly theirs.
+    """
+
+    name = "hyperscan"
+
+    def __init__(self, specs: Sequence[Spec]) -> None:
+        self.second: _Engine = _Re2Engine(specs) if _re2 is not None else _Engine(specs)
+        patterns = [first_pass_pattern(s) for s in specs]
+        self.database = _hyperscan.Database(mode=_hyperscan.HS_MODE_BLOCK)
+        self.database.compile(expressions=patterns, ids=list(range(len(patterns))),
+                              elements=len(patterns), flags=[0] * len(patterns))
+        self._local = threading.local()
+
+    def _scratch(self) -> Any:
+        """Scratch space of this thread: Hyperscan forbids sharing one between threads."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = _hyperscan.Scratch(self.database)
+        return scratch
+
+    def candidate_lines(self, data: bytes) -> Iterator[tuple[int, int, Sequence[int] | None]]:
+        """The (start, end, spec indices) of every line a first-pass pattern matches in."""
+        flagged: dict[int, set[int]] = {}
+        span = [1, 0]  # the line the previous match ended on: [start, end)
+
+        def on_match(spec: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            if not span[0] <= end - 1 < span[1]:
+                span[0] = data.rfind(b"\n", 0, end - 1) + 1
+                stop = data.find(b"\n", end - 1)
+                span[1] = len(data) if stop < 0 else stop
+            flagged.setdefault(span[0], set()).add(spec)
+
+        if data:
+            self.database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        for start in sorted(flagged):
+            end = data.find(b"\n", start)
+            yield start, len(data) if end < 0 else end, sorted(flagged[start])
+
+    def fired(self, line: bytes) -> list[int]:
+        """The indices of the specs whose full pattern matches somewhere in `line`."""
+        return self.second.fired(line)
+
+    def finditer(self, i: int, line: bytes) -> Iterator[_Found]:
+        """Every non-overlapping match of spec `i` in `line`, leftmost first."""
+        return self.second.finditer(i, line)
+
+
 def re2_available() -> bool:
     """Whether google-re2 is importable in this environment."""
     return _re2 is not None
 
 
-def _make_engine(engine: EngineName, specs: Sequence[Spec]) -> _Engine:
-    if engine == "re2" and _re2 is None:
-        raise ValueError("engine 're2' requested but google-re2 is not installed")
+def hyperscan_available() -> bool:
+    """Whether the hyperscan wheel is importable (and its library loads) here."""
+    return _hyperscan is not None
+
+
+def available_engines() -> tuple[EngineName, ...]:
+    """The engines this environment can run, fastest first; `re` is always there."""
+    found: list[EngineName] = ["hyperscan"] if _hyperscan is not None else []
+    if _re2 is not None:
+        found.append("re2")
+    return (*found, "re")
+
+
+def _make_engine(engine: EngineName, specs: Sequence[Spec]) -> _Engine | _HyperscanEngine:
+    for name, module in (("re2", _re2), ("hyperscan", _hyperscan)):
+        if engine == name and module is None:
+            raise ValueError(f"engine {name!r} requested but its package is not installed")
+    if engine == "hyperscan":
+        return _HyperscanEngine(specs)
+    if engine == "auto" and _hyperscan is not None:
+        try:
+            return _HyperscanEngine(specs)
+        except _hyperscan.error:
+            # NOTE: a wheel that imports but cannot compile here (an unsupported CPU) is
+            # not an accelerator; RE2 or `re` find exactly the same things.
+            logger.info("hyperscan could not compile the patterns; using the next engine")
     if engine in ("re2", "auto") and _re2 is not None:
         return _Re2Engine(specs)
     return _Engine(specs)
@@ -1032,8 +1125,9 @@ class PhiDetector:
     """
     Finds unredacted identifiers in raw log lines; thread-safe once built.
 
-    `specs` narrows or extends what is looked for (default: `SPECS`); `engine` picks RE2 or
-    Python's `re` (`auto` prefers RE2); `fingerprinter` keys the fingerprints (default: a
+    `specs` narrows or extends what is looked for (default: `SPECS`); `engine` picks
+    Hyperscan, RE2 or Python's `re` (`auto` takes the fastest installed); every engine finds
+    exactly the same things; `fingerprinter` keys the fingerprints (default: a
     fresh random key); `today` bounds plausible birth dates (default: the current date).
     """
 
@@ -1041,13 +1135,13 @@ class PhiDetector:
                  fingerprinter: Fingerprinter | None = None,
                  today: dt.date | None = None) -> None:
         self.specs = tuple(specs)
-        self._engine = _make_engine(engine, self.specs)
+        self._engine: _Engine | _HyperscanEngine = _make_engine(engine, self.specs)
         self._fp = fingerprinter or Fingerprinter()
         self._ctx = _Ctx(today or dt.date.today())
 
     @property
     def engine(self) -> str:
-        """The engine in use: `re2` or `re`."""
+        """The engine in use: `hyperscan`, `re2` or `re`."""
         return self._engine.name
 
     @property
@@ -1076,23 +1170,24 @@ class PhiDetector:
         carry their masked structural preview.
         """
         for block in blocks:
-            for line_no, line, specs in self._candidates(block):
+            for line_no, offset, line, specs in self._candidates(block):
                 matches = self._second_stage(line, line_no, specs)
                 if not matches:
                     continue
                 shown = None
                 if previews > 0:
                     shown, previews = preview(line), previews - 1
-                yield LineHits(line_no, tuple(matches), shown)
+                yield LineHits(line_no, tuple(matches), shown, offset)
 
     def _candidates(self, block: Block
-                    ) -> Iterator[tuple[int, bytes, Sequence[int] | None]]:
+                    ) -> Iterator[tuple[int, int, bytes, Sequence[int] | None]]:
         """The first stage: the lines of `block` that any first-pass pattern flags."""
         data, line_no, counted = block.data, block.first_line_no, 0
         for start, end, specs in self._engine.candidate_lines(data):
-            line_no += data.count(b"\n", counted, start)
-            counted = start
-            yield line_no, data[start:end].rstrip(b"\r"), specs
+            if line_no:
+                line_no += data.count(b"\n", counted, start)
+                counted = start
+            yield line_no, block.offset + start, data[start:end].rstrip(b"\r"), specs
 
     def _second_stage(self, line: bytes, line_no: int,
                       specs: Sequence[int] | None = None) -> list[Match]:
@@ -1232,7 +1327,8 @@ def _bare_key_at(line: bytes, start: int, end: int, n: int, inside: bool) -> boo
         return False
     after = _skip_spaces(line, end, n)
     if after < n and line[after] == 0x3D:
-        return True
+        # Inside a quoted value, `name=` with nothing after it is a word, not a key.
+        return not inside or (after + 1 < n and line[after + 1] not in b" \t\"'")
     return not inside and end < n and line[end] == 0x3A and \
         (end + 1 >= n or line[end + 1] in b" \t\"")
 
@@ -1242,48 +1338,68 @@ def _bare_key_at(line: bytes, start: int, end: int, n: int, inside: bool) -> boo
 
 @dataclass(frozen=True)
 class KindSummary:
-    """How often one kind of identifier was seen: count, first and last line, distinct values."""
+    """
+    How often one kind of identifier was seen: count, first and last line, distinct values.
+
+    `first_line`/`last_line` are 0 when only lines of unknown number held the kind (windows
+    sampled from a file's middle); `first_offset`/`last_offset` are byte offsets of the lines
+    (-1 when unknown); `first_time`/`last_time` are event times in epoch milliseconds for
+    sinks whose records carry one (CloudWatch), else None.
+    """
 
     kind: Kind
     count: int
     first_line: int
     last_line: int
     distinct: int
+    first_offset: int = -1
+    last_offset: int = -1
+    first_time: int | None = None
+    last_time: int | None = None
 
 
 class PhiSummary:
     """
     Aggregates matches per kind without keeping any value: counts, first and last line
-    numbers, the number of distinct fingerprints, the validators that fired, the first few
-    line numbers with hits and the first masked preview.
+    numbers, byte offsets and times, the number of distinct fingerprints, the validators that
+    fired, the first few line numbers (or offsets) with hits and the first masked preview.
     """
 
     def __init__(self, keep_lines: int = 10) -> None:
         self._keep = keep_lines
         self._count: dict[Kind, int] = {}
-        self._first: dict[Kind, int] = {}
-        self._last: dict[Kind, int] = {}
+        self._lines: dict[Kind, tuple[int, int]] = {}
+        self._offsets: dict[Kind, tuple[int, int]] = {}
+        self._times: dict[Kind, tuple[int, int]] = {}
         self._prints: dict[Kind, set[str]] = {}
         self.validators: set[str] = set()
         self.lines: list[int] = []
+        self.offsets: list[int] = []
+        """Byte offsets of the first lines with hits whose line numbers are unknown."""
         self.lines_with_hits = 0
         self.first_preview: str | None = None
 
-    def add(self, hits: LineHits) -> None:
-        """Count the matches of one line."""
+    def add(self, hits: LineHits, time: int | None = None) -> None:
+        """Count the matches of one line; `time` is its record's time (epoch ms), if any."""
         self.lines_with_hits += 1
-        if len(self.lines) < self._keep:
+        if hits.line_no and len(self.lines) < self._keep:
             self.lines.append(hits.line_no)
+        elif not hits.line_no and hits.offset >= 0 and len(self.offsets) < self._keep:
+            self.offsets.append(hits.offset)
         if self.first_preview is None and hits.preview is not None:
             self.first_preview = hits.preview
         for m in hits.matches:
-            self.add_match(m)
+            self.add_match(m, hits.offset, time)
 
-    def add_match(self, m: Match) -> None:
-        """Count one match."""
+    def add_match(self, m: Match, offset: int = -1, time: int | None = None) -> None:
+        """Count one match, found on a line at byte `offset` of a record at `time`."""
         self._count[m.kind] = self._count.get(m.kind, 0) + 1
-        self._first.setdefault(m.kind, m.line_no)
-        self._last[m.kind] = max(self._last.get(m.kind, m.line_no), m.line_no)
+        if m.line_no:
+            _widen(self._lines, m.kind, m.line_no)
+        if offset >= 0:
+            _widen(self._offsets, m.kind, offset)
+        if time is not None:
+            _widen(self._times, m.kind, time)
         self._prints.setdefault(m.kind, set()).add(m.fingerprint)
         self.validators.add(m.validator)
 
@@ -1294,6 +1410,16 @@ class PhiSummary:
 
     def kinds(self) -> tuple[KindSummary, ...]:
         """One summary per kind seen, most frequent first."""
-        rows = [KindSummary(k, c, self._first[k], self._last[k], len(self._prints[k]))
-                for k, c in self._count.items()]
+        rows = []
+        for kind, count in self._count.items():
+            lines, offsets = self._lines.get(kind, (0, 0)), self._offsets.get(kind, (-1, -1))
+            times = self._times.get(kind)
+            rows.append(KindSummary(kind, count, lines[0], lines[1], len(self._prints[kind]),
+                                    offsets[0], offsets[1], times[0] if times else None,
+                                    times[1] if times else None))
         return tuple(sorted(rows, key=lambda r: (-r.count, r.kind.value)))
+
+
+def _widen(spans: dict[Kind, tuple[int, int]], kind: Kind, value: int) -> None:
+    low, high = spans.get(kind, (value, value))
+    spans[kind] = (min(low, value), max(high, value))

@@ -125,7 +125,8 @@ class SyntheticLogs:
     labelled with the kinds of identifier they hold.
     """
 
-    FORMATS = ("nginx", "app_json", "postgres", "syslog", "k8s", "hl7", "fhir")
+    FORMATS = ("nginx", "app_json", "postgres", "syslog", "k8s", "hl7", "fhir", "x12", "java",
+               "alb", "hard")
 
     def __init__(self, seed: int = SEED, patients: int = 200) -> None:
         self.rnd = random.Random(seed)
@@ -227,9 +228,76 @@ def _clean_fhir(g: SyntheticLogs) -> str:
             f'{{"resourceType":"Bundle","id":"{g._uuid()}","total":{g.rnd.randint(0, 90)}}}')
 
 
+def _clean_x12(g: SyntheticLogs) -> str:
+    t, n = g._tick(), g.rnd.randint(10**8, 10**9 - 1)
+    return (f"{t.isoformat()} INFO edi: 270 out ISA*00*          *00*          *ZZ*CLINIC   "
+            f"*ZZ*PAYER    *{t:%y%m%d}*{t:%H%M}*^*00501*{n}*0*P*:~GS*HS*CLINIC*PAYER*"
+            f"{t:%Y%m%d}*{t:%H%M}*{n % 10**4}*X*005010X279A1~ST*270*0001*005010X279A1~"
+            f"BHT*0022*13*{n}*{t:%Y%m%d}*{t:%H%M}~NM1*PR*2*ACME HEALTH PLAN*****PI*"
+            f"{g.rnd.randint(10**8, 10**9 - 1)}~")
+
+
+def _clean_java(g: SyntheticLogs) -> str:
+    t, r = g._tick().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3], g.rnd
+    return r.choice([
+        (f"{t} ERROR [http-nio-8080-exec-{r.randint(1, 40)}] o.h.e.j.s.SqlExceptionHelper - "
+         f"could not execute statement; SQL [update appointments set status=? where id=?]; "
+         f"constraint [fk_clinic_{r.randint(1, 9)}]"),
+        (f"\tat com.clinic.api.PatientController.search(PatientController.java:"
+         f"{r.randint(10, 900)}) ~[clinic-api-2.{r.randint(0, 30)}.{r.randint(0, 9)}.jar:?]"),
+        (f"{t} WARN  [scheduler-{r.randint(1, 4)}] c.c.jobs.Reminders - batch "
+         f"{r.randint(10**6, 10**7)} took {r.randint(100, 90000)} ms for "
+         f"{r.randint(1, 500)} appointments (order {r.randint(10**15, 10**16 - 1)})"),
+    ])
+
+
+def _clean_alb(g: SyntheticLogs) -> str:
+    t, r = g._tick(), g.rnd
+    account = r.randint(10**11, 10**12 - 1)
+    return (f"https {t.isoformat()}Z app/clinic-alb/{r.getrandbits(64):016x} {g._ip()}:"
+            f"{r.randint(1024, 65535)} {g._ip()}:8443 0.00{r.randint(1, 9)} 0.0{r.randint(10, 99)}"
+            f" 0.000 200 200 {r.randint(100, 900)} {r.randint(100, 90000)} \"GET https://api."
+            f"clinic.example:443/v2/slots?clinic={r.randint(1, 400)}&day={t:%Y-%m-%d} HTTP/1.1\" "
+            f"\"okhttp/4.12.0\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:"
+            f"us-east-1:{account}:targetgroup/api/{r.getrandbits(64):016x} \"Root=1-"
+            f"{r.getrandbits(32):08x}-{r.getrandbits(96):024x}\" \"-\" \"arn:aws:acm:us-east-1:"
+            f"{account}:certificate/{g._uuid()}\" 0 {t.isoformat()}Z \"forward\"")
+
+
+def _luhn_digits(rnd: random.Random, length: int) -> str:
+    return _with_check_digit(rnd, str(rnd.randint(3, 6)), length)
+
+
+def _clean_hard(g: SyntheticLogs) -> str:
+    """Operations lines full of numbers an identifier validator would accept on its own."""
+    r, p = g.rnd, g._patient()
+    ssn_like, phone_like = p.ssn.replace("-", ""), p.phone.replace("-", "")
+    return r.choice([
+        (f'{{"order_id": "{_luhn_digits(r, 16)}", "txn": "TXN-{_luhn_digits(r, 12)}", '
+         f'"amount_cents": {r.randint(100, 99999)}, "resource_id": {ssn_like}}}'),
+        (f"bytes_sent={phone_like} latency_us={r.randint(10**6, 10**9)} "
+         f"shard={ssn_like} ts={int(g._tick().timestamp() * 1000)}"),
+        (f'{{"created_at": "{p.dob.isoformat()}", "updated_at": "{g.time:%Y-%m-%d}", '
+         f'"valid_until": "{p.dob:%m/%d/%Y}", "member_count": {r.randint(1, 90)}}}'),
+        (f"notify: sent via noreply@{r.choice(_MAIL_DOMAINS)} to alerts@clinic.org and "
+         f"pager@oncall.svc.cluster.local (ticket {r.randint(10**5, 10**6)})"),
+        (f"assume arn:aws:iam::{r.randint(10**11, 10**12 - 1)}:role/api account_id="
+         f"{r.randint(10**11, 10**12 - 1)} image=registry/api:1.{r.randint(0, 40)}."
+         f"{r.randint(0, 9)}"
+         f" sha256:{r.getrandbits(256):064x}"),
+        (f"trace_id={r.getrandbits(128):032x} span_id={r.getrandbits(64):016x} "
+         f"patient_portal_version=2.{r.randint(0, 9)}.{r.randint(0, 9)} "
+         f"request_id={g._uuid()} uptime_s={r.randint(10**6, 10**9)}"),
+        (f"hdfs: blk_{_luhn_digits(r, 16)} replicated to 3 nodes; gc pause "
+         f"{r.randint(1, 999)} ms; heap {r.randint(10**8, 10**10)} bytes; "
+         f"build 2026.{r.randint(1, 12):02d}{r.randint(1, 28):02d}.{r.randint(1000, 9999)}"),
+    ])
+
+
 _CLEAN: dict[str, Callable[[SyntheticLogs], str]] = {
     "nginx": _clean_nginx, "app_json": _clean_app, "postgres": _clean_postgres,
     "syslog": _clean_syslog, "k8s": _clean_k8s, "hl7": _clean_hl7, "fhir": _clean_fhir,
+    "x12": _clean_x12, "java": _clean_java, "alb": _clean_alb, "hard": _clean_hard,
 }
 
 _Leak = Callable[[SyntheticLogs, SyntheticPatient], tuple[str, set[Kind]]]
@@ -319,11 +387,39 @@ def _leak_fhir(g: SyntheticLogs, p: SyntheticPatient) -> tuple[str, set[Kind]]:
             {Kind.FHIR_PATIENT, Kind.PERSON_NAME, Kind.DATE_OF_BIRTH})
 
 
+def _leak_x12(g: SyntheticLogs, p: SyntheticPatient) -> tuple[str, set[Kind]]:
+    line = _clean_x12(g).replace("~NM1*PR*", f"~HL*2*1*22*0~NM1*IL*1*{p.last.upper()}*"
+                                 f"{p.first.upper()}****MI*{p.member_id}~DMG*D8*{p.dob:%Y%m%d}"
+                                 "*F~NM1*PR*", 1)
+    return line, {Kind.X12_MEMBER, Kind.DATE_OF_BIRTH}
+
+
+def _leak_java(g: SyntheticLogs, p: SyntheticPatient) -> tuple[str, set[Kind]]:
+    t = g._tick().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+    return ((f"{t} ERROR [http-nio-8080-exec-{g.rnd.randint(1, 40)}] o.h.e.j.s.SqlExceptionHelper"
+             f" - ERROR: canceling statement due to statement timeout Where: SQL statement "
+             f"\"SELECT * FROM patients WHERE ssn = '{p.ssn}' AND last_name = '{p.last}'\""),
+            {Kind.SSN, Kind.PERSON_NAME})
+
+
+def _leak_alb(g: SyntheticLogs, p: SyntheticPatient) -> tuple[str, set[Kind]]:
+    line = _clean_alb(g).replace("/v2/slots?", f"/v2/patients?last_name={p.last}&dob="
+                                 f"{p.dob.isoformat()}&", 1)
+    return line, {Kind.PERSON_NAME, Kind.DATE_OF_BIRTH}
+
+
+def _leak_hard(g: SyntheticLogs, p: SyntheticPatient) -> tuple[str, set[Kind]]:
+    record = {"order_id": _luhn_digits(g.rnd, 16), "subscriber_id": p.member_id,
+              "amount_cents": g.rnd.randint(100, 99999)}
+    return json.dumps(record), {Kind.HEALTH_PLAN_ID}
+
+
 _LEAKS: dict[str, tuple[_Leak, ...]] = {
     "nginx": (_leak_nginx_search, _leak_nginx_dob),
     "app_json": (_leak_app_body, _leak_app_contact, _leak_app_patient, _leak_app_card),
     "postgres": (_leak_pg_where, _leak_pg_unique),
     "syslog": (_leak_syslog,), "k8s": (_leak_k8s,), "hl7": (_leak_hl7,), "fhir": (_leak_fhir,),
+    "x12": (_leak_x12,), "java": (_leak_java,), "alb": (_leak_alb,), "hard": (_leak_hard,),
 }
 
 

@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 
-from hipaacheck.detectors.phi import PhiDetector
+from hipaacheck.detectors.phi import PhiDetector, available_engines
 from hipaacheck.redact import Fingerprinter
 
 TODAY = dt.date(2026, 12, 3)
-ENGINES = ("re2", "re")
+ENGINES = available_engines()
+"""Every engine installed here: `re` always, RE2 and Hyperscan where their wheels are."""
 
 
 @pytest.fixture(scope="session")

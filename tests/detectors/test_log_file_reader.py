@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
+import itertools
 import lzma
 import os
+import random
 import threading
 from pathlib import Path
 
-from hipaacheck.detectors.files import LogFileReader, base_name, discover, looks_binary
+from hipaacheck.detectors.files import (
+    LogFileReader,
+    ReadOutcome,
+    base_name,
+    discover,
+    looks_binary,
+    plan_windows,
+    stream_blocks,
+)
 from hipaacheck.detectors.phi import Block
 from hipaacheck.model import UnknownReason
 
@@ -157,13 +168,114 @@ def test_a_gzip_bomb_stops_at_the_budget(tmp_path: Path) -> None:
     assert max(len(b.data) for b in blocks) <= 2 << 20
 
 
-def test_a_budget_samples_the_head_of_a_plain_file(tmp_path: Path) -> None:
+def test_a_budget_below_the_size_of_a_small_file_reads_head_and_tail(tmp_path: Path) -> None:
     (tmp_path / "big.log").write_bytes(BODY)
     blocks, reader = read_all(tmp_path / "big.log", max_bytes=1000)
-    assert reader.outcome.sampled and reader.outcome.bytes_read == 1000
+    out = reader.outcome
+    assert out.sampled and not out.complete and out.sampling == "windows"
+    assert out.bytes_read <= 1000 and out.windows == 2
     assert text_of(blocks).startswith(b"line 1 ok")
+    assert blocks[-1].data.endswith(b"line 2000 ok") and blocks[-1].first_line_no == 0
     _, exact = read_all(tmp_path / "big.log", max_bytes=len(BODY))
     assert exact.outcome.complete and not exact.outcome.sampled
+
+
+BIG_LINES = [f"{i:07d} request served in {i % 977} ms".encode() for i in range(1, 120_001)]
+BIG = b"\n".join(BIG_LINES) + b"\n"
+
+
+def test_a_large_file_is_sampled_at_head_tail_and_random_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_bytes(BIG)
+    budget = 1 << 20
+    blocks, reader = read_all(path, max_bytes=budget, block_bytes=64 * 1024)
+    out = reader.outcome
+    assert (out.sampled, out.complete, out.sampling, out.problem) == (True, False, "windows", None)
+    assert out.windows == 2 + 4 and out.bytes_read <= budget and out.size == len(BIG)
+    for block in blocks:
+        # Offsets are exact, and so are line numbers where they are known.
+        assert BIG[block.offset:block.offset + len(block.data)] == block.data
+        first = block.data.split(b"\n", 1)[0]
+        assert first in BIG_LINES
+        if block.first_line_no:
+            assert BIG_LINES[block.first_line_no - 1] == first
+    unnumbered = [b for b in blocks if b.first_line_no == 0]
+    assert unnumbered and min(b.offset for b in unnumbered) > len(BIG) // 8
+    assert blocks[-1].data.endswith(BIG_LINES[-1])
+    assert out.lines == sum(b.data.count(b"\n") + 1 for b in blocks)
+
+
+def test_the_sampling_plan_stays_within_budget_and_never_overlaps() -> None:
+    rnd = random.Random(3)
+    for size, budget in ((10_000, 1000), (50 << 20, 1 << 20), (9 << 30, 256 << 20)):
+        windows = plan_windows(size, budget, rnd)
+        assert sum(length for _, length in windows) == budget
+        assert windows[0][0] == 0 and windows[-1] == (size - budget // 4, budget // 4)
+        for (a, la), (b, _) in itertools.pairwise(windows):
+            assert a + la <= b
+    assert plan_windows(500, 1000, rnd) == [(0, 500)]
+
+
+def test_the_sampled_tail_keeps_a_last_line_without_newline(tmp_path: Path) -> None:
+    (tmp_path / "t.log").write_bytes(BIG + b"the very last line")
+    blocks, reader = read_all(tmp_path / "t.log", max_bytes=200_000)
+    assert blocks[-1].data == b"the very last line" and blocks[-2].data.endswith(BIG_LINES[-1])
+    assert reader.outcome.problem is None
+
+
+def test_a_large_compressed_file_is_sampled_from_its_head(tmp_path: Path) -> None:
+    (tmp_path / "a.log.1.gz").write_bytes(gzip.compress(BIG, compresslevel=1))
+    blocks, reader = read_all(tmp_path / "a.log.1.gz", max_bytes=100_000)
+    out = reader.outcome
+    assert (out.sampled, out.sampling, out.compression, out.windows) == (True, "head", "gzip", 0)
+    assert out.bytes_read == 100_000 and blocks[0].first_line_no == 1
+    # The partial line the budget cut off is not scanned.
+    assert text_of(blocks).split(b"\n")[-1] in BIG_LINES
+
+
+def test_any_stream_can_be_cut_into_blocks() -> None:
+    out = ReadOutcome()
+    blocks = list(stream_blocks(io.BytesIO(gzip.compress(BODY)), 1 << 20, out))
+    assert text_of(blocks).split(b"\n") == LINES and out.complete and out.compression == "gzip"
+
+
+def test_a_ranged_read_of_a_gzip_object_is_a_sample_not_corruption() -> None:
+    data = gzip.compress(BIG, compresslevel=1)
+    out = ReadOutcome()
+    blocks = list(stream_blocks(io.BytesIO(data[:20_000]), 1 << 30, out, ends_source=False))
+    assert out.problem is None and out.sampled and not out.complete and blocks
+    cut = ReadOutcome()
+    list(stream_blocks(io.BytesIO(data[:20_000]), 1 << 30, cut))
+    assert cut.problem is not None and cut.problem.reason == UnknownReason.UNPARSEABLE
+
+
+def test_an_unreadable_file_is_access_denied(tmp_path: Path) -> None:
+    path = tmp_path / "secret.log"
+    path.write_bytes(BODY)
+    path.chmod(0)
+    assert _reason_as_unprivileged(path) == UnknownReason.ACCESS_DENIED.value
+
+
+def _reason_as_unprivileged(path: Path) -> str:
+    """Read `path` as an unprivileged user (a forked child when we are root) and say why not."""
+    if os.geteuid() != 0:
+        _, reader = read_all(path)
+        return reader.outcome.problem.reason.value if reader.outcome.problem else "read"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            _, reader = read_all(path)
+            problem = reader.outcome.problem
+            os.write(write_end, (problem.reason.value if problem else "read").encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()
 
 
 def test_a_ten_megabyte_line_is_scanned_in_pieces(tmp_path: Path) -> None:
@@ -172,7 +284,8 @@ def test_a_ten_megabyte_line_is_scanned_in_pieces(tmp_path: Path) -> None:
     assert reader.outcome.long_lines == 1 and reader.outcome.lines == 3
     assert max(len(b.data) for b in blocks) <= 2 << 20
     assert {b.first_line_no for b in blocks if b.data.startswith(b"y")} == {2}
-    assert blocks[-1] == Block(3, b"last")
+    assert (blocks[-1].first_line_no, blocks[-1].data) == (3, b"last")
+    assert blocks[-1].offset == len(b"first\n") + (10 << 20) + len(b" tail\n")
 
 
 def test_binary_files_are_skipped_by_sniffing(tmp_path: Path) -> None:

@@ -1,0 +1,406 @@
+"""
+Transmission-security checks of AWS, collected against moto: load balancers, CloudFront, API
+Gateway, RDS parameter groups, ElastiCache and OpenSearch, seeded sound and broken in one
+account (us-east-1; eu-west-1 left empty), then access denied through the fault proxy and the
+engine defaults moto cannot serve through botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from hipaacheck.check import Check, CheckContext
+from hipaacheck.checks.aws.transit import (
+    CHECKS,
+    NOT_PROBED,
+    ApiGatewayDomainTls,
+    CloudFrontOriginTls,
+    CloudFrontViewerTls,
+    ElastiCacheTransitEncryption,
+    ElbPlaintextListeners,
+    ElbTargetProtocol,
+    ElbTlsPolicy,
+    OpenSearchTransit,
+    RdsTransportTls,
+)
+from hipaacheck.config import AwsAccountConfig
+from hipaacheck.lab.aws import LabCredentials
+from hipaacheck.model import Finding, Status, Target, TargetKind, UnknownReason
+
+from .conftest import DENIED_MESSAGE, FaultProxy, aws_target, new_ctx
+
+REGION = "us-east-1"
+EMPTY_REGION = "eu-west-1"
+
+
+def _seed_elb(creds: LabCredentials, url: str) -> None:
+    """Two ALBs, an NLB and a classic load balancer, sound and broken."""
+    ec2 = creds.client("ec2", REGION, url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                                 AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+               for i, zone in ((1, "a"), (2, "b"))]
+    cert = creds.client("acm", REGION, url).request_certificate(
+        DomainName="portal.clinic.example")["CertificateArn"]
+    elb = creds.client("elbv2", REGION, url)
+
+    def group(name: str, protocol: str, port: int) -> str:
+        return str(elb.create_target_group(Name=name, Protocol=protocol, Port=port,
+                                           VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"])
+
+    def listen(lb: str, protocol: str, port: int, actions: list[dict[str, Any]],
+               policy: str | None = None) -> None:
+        extra: dict[str, Any] = {"SslPolicy": policy, "Certificates": [
+            {"CertificateArn": cert}]} if policy else {}
+        elb.create_listener(LoadBalancerArn=lb, Protocol=protocol, Port=port,
+                            DefaultActions=actions, **extra)
+
+    https_group, http_group = group("tg-https", "HTTPS", 443), group("tg-http", "HTTP", 80)
+    tls_fed, passthrough = group("tg-tcp-decrypted", "TCP", 5432), group("tg-tcp-raw", "TCP", 6379)
+    portal = elb.create_load_balancer(Name="portal", Subnets=subnets)["LoadBalancers"][0]
+    legacy = elb.create_load_balancer(Name="legacy", Subnets=subnets)["LoadBalancers"][0]
+    db = elb.create_load_balancer(Name="db", Subnets=subnets, Type="network",
+                                  Scheme="internal")["LoadBalancers"][0]
+    forward = [{"Type": "forward", "TargetGroupArn": https_group}]
+    listen(portal["LoadBalancerArn"], "HTTPS", 443, forward, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    listen(portal["LoadBalancerArn"], "HTTP", 80, [{"Type": "redirect", "RedirectConfig": {
+        "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}])
+    listen(portal["LoadBalancerArn"], "HTTP", 8080,
+           [{"Type": "forward", "TargetGroupArn": http_group}])
+    listen(legacy["LoadBalancerArn"], "HTTPS", 443, forward, "ELBSecurityPolicy-2016-08")
+    listen(db["LoadBalancerArn"], "TLS", 5432, [{"Type": "forward", "TargetGroupArn": tls_fed}],
+           "ELBSecurityPolicy-TLS-1-2-2017-01")
+    listen(db["LoadBalancerArn"], "TCP", 6379,
+           [{"Type": "forward", "TargetGroupArn": passthrough}])
+    _seed_classic(creds, url, cert)
+
+
+def _seed_classic(creds: LabCredentials, url: str, cert: str) -> None:
+    """A classic load balancer: HTTPS with a policy allowing TLS 1.0, and plain HTTP."""
+    classic = creds.client("elb", REGION, url)
+    classic.create_load_balancer(LoadBalancerName="old-intake", AvailabilityZones=[f"{REGION}a"],
+                                 Listeners=[
+        {"Protocol": "HTTPS", "LoadBalancerPort": 443, "InstanceProtocol": "HTTP",
+         "InstancePort": 80, "SSLCertificateId": cert},
+        {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP",
+         "InstancePort": 80}])
+    attributes = [{"AttributeName": f"Protocol-{p}", "AttributeValue": value}
+                  for p, value in (("SSLv3", "false"), ("TLSv1", "true"), ("TLSv1.1", "true"),
+                                   ("TLSv1.2", "true"))]
+    classic.create_load_balancer_policy(
+        LoadBalancerName="old-intake", PolicyName="intake-ssl",
+        PolicyTypeName="SSLNegotiationPolicyType", PolicyAttributes=attributes)
+    classic.set_load_balancer_policies_of_listener(
+        LoadBalancerName="old-intake", LoadBalancerPort=443, PolicyNames=["intake-ssl"])
+
+
+def _origin(origin_id: str, policy: str, protocols: list[str]) -> dict[str, Any]:
+    return {"Id": origin_id, "DomainName": f"{origin_id}.clinic.example", "CustomOriginConfig": {
+        "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": policy,
+        "OriginSslProtocols": {"Quantity": len(protocols), "Items": protocols}}}
+
+
+def _distribution(reference: str, origin: dict[str, Any], viewer: str,
+                  certificate: dict[str, Any], aliases: list[str]) -> dict[str, Any]:
+    behavior = {"TargetOriginId": origin["Id"], "ViewerProtocolPolicy": viewer,
+                "TrustedSigners": {"Enabled": False, "Quantity": 0}, "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}}}
+    return {"CallerReference": reference, "Comment": "", "Enabled": True,
+            "Aliases": {"Quantity": len(aliases), "Items": aliases},
+            "Origins": {"Quantity": 1, "Items": [origin]}, "DefaultCacheBehavior": behavior,
+            "ViewerCertificate": certificate}
+
+
+def _seed_edge(creds: LabCredentials, url: str) -> None:
+    """CloudFront distributions and API Gateway custom domains, sound and broken."""
+    cloudfront = creds.client("cloudfront", REGION, url)
+    cert = f"arn:aws:acm:{REGION}:{creds.account_id}:certificate/edge"
+    cloudfront.create_distribution(DistributionConfig=_distribution(
+        "broken", _origin("reports", "http-only", ["TLSv1", "TLSv1.2"]), "allow-all",
+        {"CloudFrontDefaultCertificate": True, "MinimumProtocolVersion": "TLSv1"}, []))
+    cloudfront.create_distribution(DistributionConfig=_distribution(
+        "sound", _origin("portal", "https-only", ["TLSv1.2"]), "redirect-to-https",
+        {"ACMCertificateArn": cert, "SSLSupportMethod": "sni-only",
+         "MinimumProtocolVersion": "TLSv1.2_2021", "CloudFrontDefaultCertificate": False},
+        ["cdn.clinic.example"]))
+    rest = creds.client("apigateway", REGION, url)
+    rest.create_domain_name(domainName="legacy-api.clinic.example", regionalCertificateArn=cert,
+                            endpointConfiguration={"types": ["REGIONAL"]},
+                            securityPolicy="TLS_1_0")
+    rest.create_domain_name(domainName="api.clinic.example", regionalCertificateArn=cert,
+                            endpointConfiguration={"types": ["REGIONAL"]},
+                            securityPolicy="TLS_1_2")
+    creds.client("apigatewayv2", REGION, url).create_domain_name(
+        DomainName="ws.clinic.example", DomainNameConfigurations=[
+            {"CertificateArn": cert, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}])
+
+
+PASSWORD = "lab-fake-password-1"
+
+
+def _seed_rds(creds: LabCredentials, url: str) -> None:
+    """PostgreSQL instances with strict and lax groups, MySQL on defaults, an Aurora cluster."""
+    rds = creds.client("rds", REGION, url)
+    for name, force in (("pg-strict", "1"), ("pg-lax", "0")):
+        rds.create_db_parameter_group(DBParameterGroupName=name, Description=name,
+                                      DBParameterGroupFamily="postgres16")
+        rds.modify_db_parameter_group(DBParameterGroupName=name, Parameters=[
+            {"ParameterName": "rds.force_ssl", "ParameterValue": force,
+             "ApplyMethod": "immediate"},
+            {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1.2",
+             "ApplyMethod": "immediate"}])
+    for name, group in (("records", "pg-strict"), ("scratch", "pg-lax")):
+        rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro",
+                               Engine="postgres", EngineVersion="16.3", AllocatedStorage=20,
+                               MasterUsername="labadmin", MasterUserPassword=PASSWORD,
+                               DBParameterGroupName=group)
+    rds.create_db_instance(DBInstanceIdentifier="billing", DBInstanceClass="db.t3.micro",
+                           Engine="mysql", AllocatedStorage=20, MasterUsername="labadmin",
+                           MasterUserPassword=PASSWORD)
+    rds.create_db_cluster_parameter_group(DBClusterParameterGroupName="apg-lax",
+                                          DBParameterGroupFamily="aurora-postgresql16",
+                                          Description="lax")
+    rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName="apg-lax", Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "0", "ApplyMethod": "immediate"},
+        {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1",
+         "ApplyMethod": "immediate"}])
+    rds.create_db_cluster(DBClusterIdentifier="analytics", Engine="aurora-postgresql",
+                          MasterUsername="labadmin", MasterUserPassword=PASSWORD,
+                          DBClusterParameterGroupName="apg-lax")
+
+
+def _seed_stores(creds: LabCredentials, url: str) -> None:
+    """ElastiCache groups and a Memcached cluster; OpenSearch domains."""
+    cache = creds.client("elasticache", REGION, url)
+    for name, options in (("sessions-preferred", {"TransitEncryptionEnabled": True,
+                                                  "TransitEncryptionMode": "preferred"}),
+                          ("sessions-plain", {}),
+                          ("sessions-tls", {"TransitEncryptionEnabled": True,
+                                            "TransitEncryptionMode": "required"})):
+        cache.create_replication_group(ReplicationGroupId=name, ReplicationGroupDescription=name,
+                                       Engine="redis", CacheNodeType="cache.t3.micro",
+                                       NumCacheClusters=1, **options)
+    cache.create_cache_cluster(CacheClusterId="memo", Engine="memcached",
+                               CacheNodeType="cache.t3.micro", NumCacheNodes=1)
+    search = creds.client("opensearch", REGION, url)
+    search.create_domain(DomainName="notes-search", NodeToNodeEncryptionOptions={"Enabled": False},
+                         DomainEndpointOptions={"EnforceHTTPS": False,
+                                                "TLSSecurityPolicy": "Policy-Min-TLS-1-0-2019-07"})
+    search.create_domain(DomainName="audit-search", NodeToNodeEncryptionOptions={"Enabled": True},
+                         DomainEndpointOptions={
+                             "EnforceHTTPS": True,
+                             "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10"})
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """The seeded account's target and the findings of every check, from one scan context."""
+
+    target: Target
+    ctx: CheckContext
+    findings: dict[str, list[Finding]]
+
+
+@pytest.fixture(scope="module")
+def seeded(moto_url: str, module_creds: LabCredentials) -> Seeded:
+    """Seed the module's account, then collect and evaluate every check in one context."""
+    for seed in (_seed_elb, _seed_edge, _seed_rds, _seed_stores):
+        seed(module_creds, moto_url)
+    target = aws_target(moto_url, regions=(REGION, EMPTY_REGION))
+    ctx = new_ctx()
+    findings = {}
+    for kind in CHECKS:
+        check = kind()
+        findings[check.meta.id] = list(check.evaluate(check.collect(ctx, target), target,
+                                                      ctx.policy))
+    return Seeded(target, ctx, findings)
+
+
+def statuses(seeded: Seeded, check: type[Check[Any]]) -> dict[str, Status]:
+    """Resource to status for one check's findings."""
+    return {f.resource: f.status for f in seeded.findings[check.meta.id]}
+
+
+def status_of(seeded: Seeded, check: type[Check[Any]], fragment: str) -> Status:
+    """The status of the one finding whose resource contains `fragment`."""
+    [status] = [s for r, s in statuses(seeded, check).items() if fragment in r]
+    return status
+
+
+def test_listener_policies_resolve_through_the_api(seeded: Seeded) -> None:
+    findings = seeded.findings[ElbTlsPolicy.meta.id]
+    by_endpoint = {str(f.evidence["endpoints"][0]).split(".")[0]: f for f in findings
+                   if f.evidence.get("endpoints")}
+
+    assert by_endpoint["portal-1"].status == Status.PASS
+    assert by_endpoint["portal-1"].evidence["protocols"] == ("TLSv1.3", "TLSv1.2")
+    assert by_endpoint["legacy-1"].status == Status.FAIL
+    assert by_endpoint["db-1"].status == Status.WARN  # TLS 1.2 without 1.3
+    assert status_of(seeded, ElbTlsPolicy, "classic/old-intake:443") == Status.FAIL
+    assert all(f.evidence["probe"] == NOT_PROBED for f in by_endpoint.values())
+    assert status_of(seeded, ElbTlsPolicy, f"elb:{EMPTY_REGION}") == Status.PASS
+
+
+def test_plaintext_listeners(seeded: Seeded) -> None:
+    findings = seeded.findings[ElbPlaintextListeners.meta.id]
+    by_port = {(f.evidence.get("load_balancer"), str(f.evidence["endpoints"][0]).rsplit(":")[-1]):
+               f for f in findings if f.evidence.get("endpoints")}
+
+    assert by_port[("portal", "80")].status == Status.PASS
+    assert by_port[("portal", "8080")].status == Status.FAIL
+    assert by_port[("old-intake", "80")].status == Status.FAIL
+    tcp = by_port[("db", "6379")]
+    assert (tcp.status, tcp.unknown_reason) == (Status.UNVERIFIED, UnknownReason.NOT_VISIBLE)
+
+
+def test_target_protocols(seeded: Seeded) -> None:
+    assert status_of(seeded, ElbTargetProtocol, "targetgroup/tg-https/") == Status.PASS
+    assert status_of(seeded, ElbTargetProtocol, "targetgroup/tg-http/") == Status.FAIL
+    assert status_of(seeded, ElbTargetProtocol, "tg-tcp-decrypted") == Status.FAIL
+    assert status_of(seeded, ElbTargetProtocol, "tg-tcp-raw") == Status.UNVERIFIED
+    # moto reports the HTTPS listener's instance protocol as HTTPS; the HTTP one is faithful.
+    assert status_of(seeded, ElbTargetProtocol, "classic/old-intake:80/backend") == Status.FAIL
+
+
+def test_cloudfront_viewer_and_origin(seeded: Seeded) -> None:
+    viewer = seeded.findings[CloudFrontViewerTls.meta.id]
+    origin = seeded.findings[CloudFrontOriginTls.meta.id]
+    sound = [f for f in viewer if "cdn.clinic.example:443" in f.evidence["endpoints"]]
+
+    assert sorted(f.status for f in viewer) == [Status.FAIL, Status.PASS]
+    assert sound[0].status == Status.PASS
+    assert sorted(f.status for f in origin) == [Status.FAIL, Status.PASS]
+    broken = next(f for f in viewer if f.status == Status.FAIL)
+    assert broken.evidence["default_certificate"] == "true"
+    assert broken.evidence["http_behaviors"] == ("default",)
+
+
+def test_api_gateway_domains(seeded: Seeded) -> None:
+    assert status_of(seeded, ApiGatewayDomainTls, "legacy-api.clinic.example") == Status.FAIL
+    assert status_of(seeded, ApiGatewayDomainTls, "/api.clinic.example") == Status.PASS
+    assert status_of(seeded, ApiGatewayDomainTls, "ws.clinic.example") == Status.PASS
+
+
+def test_rds_parameters_and_defaults(seeded: Seeded) -> None:
+    findings = {f.resource.rsplit(":", 1)[-1]: f for f in seeded.findings[RdsTransportTls.meta.id]}
+
+    assert findings["records"].status == Status.PASS
+    assert findings["records"].evidence["force_ssl_source"] == "parameter group"
+    assert findings["scratch"].status == Status.FAIL
+    assert findings["analytics"].status == Status.FAIL
+    assert findings["analytics"].evidence["kind"] == "cluster"
+    # moto serves no engine defaults: an unset parameter is UNVERIFIED, never assumed.
+    assert findings["billing"].status == Status.UNVERIFIED
+    assert findings["billing"].evidence["endpoints"]
+
+
+def test_elasticache_and_opensearch(seeded: Seeded) -> None:
+    assert status_of(seeded, ElastiCacheTransitEncryption, "sessions-preferred") == Status.FAIL
+    assert status_of(seeded, ElastiCacheTransitEncryption, "sessions-plain") == Status.FAIL
+    assert status_of(seeded, ElastiCacheTransitEncryption, "sessions-tls") == Status.PASS
+    assert status_of(seeded, ElastiCacheTransitEncryption, "cluster:memo") == Status.FAIL
+    assert status_of(seeded, OpenSearchTransit, "domain/notes-search") == Status.FAIL
+    assert status_of(seeded, OpenSearchTransit, "domain/audit-search") == Status.PASS
+
+
+def _declared(check: type[Check[Any]]) -> set[str]:
+    return {op.action for op in check.meta.operations}
+
+
+def test_every_call_is_a_declared_read_made_once(seeded: Seeded) -> None:
+    calls = seeded.ctx.clients.aws_calls()
+    declared = set().union(*(_declared(c) for c in CHECKS))
+    # NOTE: the session names API Gateway calls by operation; IAM authorises them as GET.
+    recorded = {"apigateway:GET" if c.service in ("apigateway", "apigatewayv2") else c.iam_action
+                for c in calls}
+
+    assert recorded <= declared
+    assert all(c.operation.startswith(("Describe", "List", "Get")) for c in calls)
+    first_pages = [c.identity for c in calls if not c.continued]
+    assert len(first_pages) == len(set(first_pages))
+
+
+def test_each_check_alone_stays_within_its_declared_operations(moto_url: str,
+                                                                module_creds: LabCredentials,
+                                                                seeded: Seeded) -> None:
+    for kind in (ElbPlaintextListeners, RdsTransportTls, OpenSearchTransit):
+        ctx = new_ctx()
+        kind().collect(ctx, seeded.target)
+        actions = {c.iam_action for c in ctx.clients.aws_calls()}
+        assert actions <= _declared(kind), kind.meta.id
+
+
+def test_denied_listing_is_unverified_naming_the_action(faults: FaultProxy,
+                                                       module_creds: LabCredentials,
+                                                       seeded: Seeded) -> None:
+    faults.deny("rds", "DescribeDBInstances", region=REGION)
+    target = aws_target(faults.url, regions=(REGION,))
+    check = RdsTransportTls()
+
+    [finding] = check.evaluate(check.collect(new_ctx(), target), target, new_ctx().policy)
+
+    assert (finding.resource, finding.status) == (f"rds:{REGION}", Status.UNVERIFIED)
+    assert (finding.unknown_reason, finding.needs) == (UnknownReason.ACCESS_DENIED,
+                                                       "rds:DescribeDBInstances")
+    assert DENIED_MESSAGE not in repr(finding)
+
+
+def test_denied_domain_description_is_unverified(faults: FaultProxy,
+                                                 module_creds: LabCredentials,
+                                                 seeded: Seeded) -> None:
+    faults.deny("es", "DescribeDomains", region=REGION)
+    target = aws_target(faults.url, regions=(REGION,))
+    check = OpenSearchTransit()
+
+    [finding] = check.evaluate(check.collect(new_ctx(), target), target, new_ctx().policy)
+
+    assert (finding.status, finding.needs) == (Status.UNVERIFIED, "es:DescribeDomains")
+
+
+def _queue_rds(stubber: Stubber, defaults: dict[str, Any]) -> None:
+    """An instance on a default group whose parameters are unset, then the engine defaults."""
+    stubber.add_response("describe_db_instances", {"DBInstances": [{
+        "DBInstanceIdentifier": "intake", "Engine": "postgres", "EngineVersion": "16.3",
+        "DBInstanceArn": f"arn:aws:rds:{REGION}:111122223333:db:intake",
+        "Endpoint": {"Address": "intake.example.rds.amazonaws.com", "Port": 5432},
+        "DBParameterGroups": [{"DBParameterGroupName": "default.postgres16",
+                               "ParameterApplyStatus": "in-sync"}]}]})
+    stubber.add_response("describe_db_clusters", {"DBClusters": []})
+    stubber.add_response("describe_db_parameters", {"Parameters": [
+        {"ParameterName": "rds.force_ssl", "Source": "engine-default"},
+        {"ParameterName": "ssl_min_protocol_version", "Source": "engine-default"}]})
+    stubber.add_response("describe_db_parameter_groups", {"DBParameterGroups": [
+        {"DBParameterGroupName": "default.postgres16", "DBParameterGroupFamily": "postgres16"}]})
+    stubber.add_response("describe_engine_default_parameters", {"EngineDefaults": {
+        "DBParameterGroupFamily": "postgres16", "Marker": "page-2",
+        "Parameters": [{"ParameterName": "rds.force_ssl", **defaults}]}})
+    stubber.add_response("describe_engine_default_parameters", {"EngineDefaults": {
+        "DBParameterGroupFamily": "postgres16",
+        "Parameters": [{"ParameterName": "ssl_min_protocol_version"}]}})
+
+
+@pytest.mark.parametrize(("defaults", "expected"), [
+    ({"ParameterValue": "1"}, Status.PASS),
+    ({"ParameterValue": "0"}, Status.FAIL),
+    ({}, Status.UNVERIFIED),
+])
+def test_unset_parameters_take_the_engine_defaults(
+        defaults: dict[str, Any], expected: Status, ctx: CheckContext, account: AwsAccountConfig,
+        stubbed: Callable[[str, str], Stubber]) -> None:
+    single = account.model_copy(update={"regions": [REGION]})
+    target = Target(TargetKind.AWS, "aws:test", "test", single)
+    _queue_rds(stubbed("rds", REGION), defaults)
+    check = RdsTransportTls()
+
+    [finding] = check.evaluate(check.collect(ctx, target), target, ctx.policy)
+
+    assert finding.status == expected
+    if expected is Status.PASS:
+        assert finding.evidence["force_ssl_source"] == "engine default"
+        # Listed without a value: PostgreSQL's own default (TLSv1.2) applies.
+        assert finding.evidence["ssl_min_protocol_version_source"] == "engine built-in default"
