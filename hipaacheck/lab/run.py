@@ -27,11 +27,13 @@ def _components() -> list[tuple[str, Callable[[Path], LabPart]]]:
     from hipaacheck.lab.aws import start_aws_lab
     from hipaacheck.lab.kubeapi import start_kubernetes_lab
     from hipaacheck.lab.logs import start_logs_lab
+    from hipaacheck.lab.pg_tls import start_postgres_tls_lab
     from hipaacheck.lab.postgres import start_postgres_lab
     from hipaacheck.lab.tls import start_tls_lab
 
     return [("tls", start_tls_lab), ("aws", start_aws_lab), ("postgres", start_postgres_lab),
-            ("kubernetes", start_kubernetes_lab), ("logs", start_logs_lab)]
+            ("kubernetes", start_kubernetes_lab), ("logs", start_logs_lab),
+            ("postgres-tls", start_postgres_tls_lab)]
 
 
 @dataclass
