@@ -404,9 +404,9 @@ def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
                 if key.value == part:
                     child = value if part != path[-1] else key
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part < len(node.value):
-                child = node.value[part]
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
+            child = node.value[part]
         if child is None:
             break
         node = child

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeAlias, TypeVar, Union
+from typing import Generic, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
@@ -200,7 +200,7 @@ class Unknown:
     needs: str | None = None
 
 
-Fact: TypeAlias = Union[T, Unknown]
+Fact: TypeAlias = T | Unknown
 """A value that was observed, or `Unknown` with the reason it was not."""
 
 
@@ -211,7 +211,7 @@ def known(fact: object) -> bool:
     return not isinstance(fact, Unknown)
 
 
-EvidenceValue: TypeAlias = Union[str, int, float, bool, None, tuple[str, ...], tuple[int, ...]]
+EvidenceValue: TypeAlias = str | int | float | bool | None | tuple[str, ...] | tuple[int, ...]
 
 
 @dataclass(frozen=True)

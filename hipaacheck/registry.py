@@ -66,7 +66,7 @@ class Registry:
         failed = tuple(failures)
         clash = {f.check_id for f in failed} & set(by_id)
         if clash:
-            raise RegistryError(f"duplicate check id {sorted(clash)[0]}")
+            raise RegistryError(f"duplicate check id {min(clash)}")
         return cls(MappingProxyType(by_id), failed, tuple(sorted(by_id)))
 
     @property

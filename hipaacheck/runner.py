@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hipaacheck import __version__
@@ -194,7 +194,7 @@ def scan(registry: Registry, targets: Sequence[Target], ctx: CheckContext, *,
     """
     Plan and run a scan, and assemble its result, load failures included as ERROR findings.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     tasks = plan(registry, targets)
     results, interrupted = Runner(ctx, workers=workers, deadline=deadline,
                                   observer=observer).run(tasks)
@@ -208,7 +208,7 @@ def scan(registry: Registry, targets: Sequence[Target], ctx: CheckContext, *,
     return ScanResult(
         tool_version=__version__, organization=organization,
         started=started.isoformat(timespec="seconds"),
-        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
         config_fingerprint=config_fingerprint,
         targets=tuple(TargetSummary(t.id, t.kind, t.name) for t in targets),
         checks=tuple(registry.metas()), findings=tuple(findings),

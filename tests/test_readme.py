@@ -15,9 +15,9 @@ def test_quick_start_is_two_commands_that_make_provides():
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
     assert commands == ["make demo", "make test"]
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
-    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
 
 
 def test_every_installed_check_is_documented():
-    documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", README, re.M))
+    documented = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", README, re.MULTILINE))
     assert set(load_registry().checks) <= documented

@@ -83,7 +83,7 @@ def start_lab(workdir: Path, organization: str = "hipaacheck lab clinic") -> Lab
         for name, future in futures.items():
             try:
                 parts.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - reported together below
+            except Exception as exc:
                 logger.debug("lab component %s failed", name, exc_info=True)
                 failures.append(f"{name} ({type(exc).__name__}: {exc})")
     lab = Lab(workdir, parts, {"version": 1, "organization": organization})

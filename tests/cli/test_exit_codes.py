@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fakes import Behaving, target
 from typer.testing import CliRunner
 
-from hipaacheck.cli import app
 from hipaacheck.check import CheckContext, Policy
+from hipaacheck.cli import app
 from hipaacheck.exitcodes import FailOn, exit_code
 from hipaacheck.registry import Registry
 from hipaacheck.runner import scan
-
-from fakes import Behaving, target
 
 runner = CliRunner()
 
@@ -105,7 +104,7 @@ def test_fail_on_warn_turns_warnings_into_exit_1():
     # Given a complete scan whose worst finding is a WARN
     only_warn = scan(Registry.from_checks([Behaving("f.warn", "warn"), Behaving("f.ok", "pass")]),
                      [target()], CheckContext(None, Policy(), logging.getLogger("t"),
-                                              lambda: datetime.now(timezone.utc)),
+                                              lambda: datetime.now(UTC)),
                      organization="o", config_fingerprint="f")
     assert exit_code(only_warn) == 0
     assert exit_code(only_warn, FailOn.WARN) == 1

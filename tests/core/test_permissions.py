@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+from fakes import meta
 from typer.testing import CliRunner
 
 from hipaacheck.cli import app
@@ -14,8 +15,6 @@ from hipaacheck.errors import RegistryError
 from hipaacheck.model import Operation, System
 from hipaacheck.permissions import kubernetes_cluster_role
 from hipaacheck.registry import load_registry
-
-from fakes import meta
 
 runner = CliRunner()
 READ_PREFIXES = ("Describe", "Get", "List", "Head")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from fakes import Behaving
 
 from hipaacheck.errors import RegistryError, UsageError
 from hipaacheck.model import Standard
 from hipaacheck.registry import Registry, load_registry
-
-from fakes import Behaving
 
 
 def test_every_installed_check_loads_with_complete_metadata():

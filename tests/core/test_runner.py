@@ -5,21 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from fakes import Behaving, target
 
 from hipaacheck.check import CheckContext, Memo, Policy
 from hipaacheck.model import Status, UnknownReason
 from hipaacheck.registry import Registry
 from hipaacheck.runner import scan
 
-from fakes import Behaving, target
-
 
 def _ctx() -> CheckContext:
     return CheckContext(clients=None, policy=Policy(), logger=logging.getLogger("t"),
-                        clock=lambda: datetime.now(timezone.utc))
+                        clock=lambda: datetime.now(UTC))
 
 
 def _scan(*checks, targets=None, deadline=30.0):

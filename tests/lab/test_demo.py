@@ -23,7 +23,7 @@ def test_demo_writes_a_report_with_pass_and_fail_in_every_family(tmp_path):
     # Given a fresh output folder; when the demo runs as a user would run it
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "hipaacheck", "demo", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600,
+                          check=False, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "COLUMNS": "120"})
     # Then it exits 1 or 3 (the lab is broken on purpose) and leaves every report file
     assert proc.returncode in (1, 3), proc.stderr[-3000:]
