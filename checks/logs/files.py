@@ -3,9 +3,9 @@ PHI in local log files (45 CFR 164.312(b); 164.502(b) and 164.514(d), minimum ne
 
 Each configured log sink is a set of paths, globs and directories. Every file they expand to
 (rotated and compressed copies included) is streamed through the PHI detector and judged on
-its own: FAIL when unredacted identifiers were found, PASS when the file was read (completely,
-or within the budget and said to be sampled) and nothing was, UNVERIFIED when it could not be
-read. A configured path that matches nothing is UNVERIFIED too: nothing to observe is not a
+its own: FAIL when unredacted identifiers were found, PASS when the file was read completely
+and nothing was, UNVERIFIED when it could not be read, or was larger than its budget and only
+sampled (a clean sample says nothing about the bytes it skipped). A configured path that matches nothing is UNVERIFIED too: nothing to observe is not a
 pass.
 
 Files share the sink's byte budget, the most recently modified first: each gets at most
@@ -37,6 +37,7 @@ from hipaacheck.model import (
     Operation,
     Severity,
     Standard,
+    Status,
     System,
     Target,
     TargetKind,
@@ -228,11 +229,15 @@ class PhiInLogFiles(Check[LogSinkObservation]):
         if scan.problem is not None:
             return build.unverified(file.path, scan.problem, "the whole log file")
         if scan.sampled:
-            reason = (f"No unredacted identifiers in {scan.bytes_read} bytes ({scan.lines} "
-                      f"lines) sampled from {_sample_words(scan)}; the file is larger than "
-                      "its budget.")
-        else:
-            reason = f"No unredacted identifiers in {scan.lines} lines, read completely."
+            # A sample that found nothing says nothing about the bytes it skipped: not a PASS.
+            reason = (f"Could not observe the whole log file: no unredacted identifiers in the "
+                      f"{scan.bytes_read} bytes ({scan.lines} lines) sampled from "
+                      f"{_sample_words(scan)}, but the rest exceeds the byte budget.")
+            return build.make(Status.UNVERIFIED, file.path, reason,
+                              evidence=_read_evidence(scan),
+                              needs="a larger max_bytes_per_file or max_bytes_per_sink",
+                              unknown_reason=UnknownReason.NOT_VISIBLE)
+        reason = f"No unredacted identifiers in {scan.lines} lines, read completely."
         return build.passed(file.path, reason, evidence=_read_evidence(scan))
 
 

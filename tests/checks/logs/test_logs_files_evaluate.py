@@ -60,10 +60,12 @@ def test_a_clean_file_read_completely_passes(sink_target: Callable[..., Target])
     assert finding.evidence["read"] == "complete"
 
 
-def test_a_clean_sample_passes_and_says_sampled(sink_target: Callable[..., Target]) -> None:
+def test_a_clean_sample_is_unverified_and_says_sampled(sink_target: Callable[..., Target]) -> None:
+    # A clean sample says nothing about the bytes it skipped: never a PASS.
     [finding] = judge(sink_target, FileObservation(
         "/var/log/app/big.log", scan(complete=False, sampled=True)))
-    assert finding.status == Status.PASS and finding.evidence["read"] == "sampled"
+    assert finding.status == Status.UNVERIFIED and finding.evidence["read"] == "sampled"
+    assert finding.unknown_reason == UnknownReason.NOT_VISIBLE and finding.needs
 
 
 def test_identifiers_fail_with_kinds_counts_and_lines(sink_target: Callable[..., Target]) -> None:
