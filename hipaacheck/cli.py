@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -134,6 +135,31 @@ def _parse_formats(value: str) -> list[str]:
     return formats
 
 
+class _PipeConsole(Console):
+    """The stdout console: a reader that closed early (`| head`) silences it, nothing more."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _prepare_out(out: Path) -> Path:
+    """Create the report folder owner-only before any scanning; a usage error if impossible."""
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the report folder "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    if not out.is_dir() or not os.access(out, os.W_OK):
+        raise UsageError(f"--out {out}: not a writable folder")
+    return out
+
+
 def _emit(result: ScanResult, formats: list[str], out: Path,
           options: ReportOptions | None = None) -> None:
     """Write every file format into `out` and print the text summary on stdout."""
@@ -142,7 +168,12 @@ def _emit(result: ScanResult, formats: list[str], out: Path,
             path = write_report(result, fmt, out, options)
             stderr.print(f"wrote {escape(str(path))}")
     if "text" in formats:
-        print_summary(result, Console(), limit=25)
+        # A reader that closed early (`| head`) must not cost the history or the exit code.
+        try:
+            print_summary(result, _PipeConsole(), limit=25)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
 
 
 def _interruptible() -> None:
@@ -195,7 +226,7 @@ class _Finish:
               days: int | None) -> _Finish:
         """Bundle the options; `--no-history` wins over `--history` (which may come from the
         environment): nothing is recorded, and `--since-last` still reads that history."""
-        return cls(formats, out, fail_on, threshold, record=not no_history,
+        return cls(formats, _prepare_out(out), fail_on, threshold, record=not no_history,
                    history=history or default_path(), since_last=since_last,
                    retention=Retention(keep_last=keep, keep_days=days))
 
@@ -306,13 +337,16 @@ def demo(
     from hipaacheck.lab.run import start_lab
 
     formats = _parse_formats(format)
-    out = out.resolve()
+    out = _prepare_out(out.resolve())
     workdir = Path(tempfile.mkdtemp(prefix="hipaacheck-lab-"))
     stderr.print("starting the lab: moto, PostgreSQL, TLS servers, Kubernetes API, log files")
-    lab = start_lab(workdir)
+    try:
+        lab = start_lab(workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     try:
         os.environ.update(lab.env)
-        out.mkdir(parents=True, exist_ok=True)
         config = lab.write_inventory(out / "hipaacheck.yaml")
         inventory = load_inventory(config)
         code = _scan_and_report(inventory, load_registry(), [], _Finish(formats, out))
@@ -325,6 +359,8 @@ def demo(
         code = 3
     finally:
         lab.stop()
+        # The lab's keys, kubeconfig token and synthetic logs go with it.
+        shutil.rmtree(workdir, ignore_errors=True)
     raise typer.Exit(code)
 
 
@@ -354,7 +390,8 @@ def report_render(
 ) -> None:
     """Re-render a saved JSON result without scanning again (also `report FILE`)."""
     formats = _parse_formats(format)
-    _emit(_read_result(findings), formats, out, ReportOptions(assessor=assessor))
+    result = _read_result(findings)
+    _emit(result, formats, _prepare_out(out), ReportOptions(assessor=assessor))
 
 
 @report_app.command("bundle")

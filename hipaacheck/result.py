@@ -155,7 +155,7 @@ class ScanResult:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ScanResult:
         """Rebuild a result from its JSON document; raises ValueError on another schema."""
-        if doc.get("schema") != SCHEMA:
+        if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} document")
         scan = doc["scan"]
         return cls(

@@ -172,9 +172,9 @@ def _read(where: str, result: ServerScanResult) -> AttackObservation:
     if (result.connectivity_status != ServerConnectivityStatusEnum.COMPLETED
             or result.scan_result is None):
         return _connectivity_failure(where, result)
-    outcomes = {p: _attempt(result.scan_result, p) for p in AttackProbe}
-    heartbleed, ccs, robot = (outcomes[p] for p in
-                              (AttackProbe.HEARTBLEED, AttackProbe.CCS_INJECTION, AttackProbe.ROBOT))
+    heartbleed = _attempt(result.scan_result, AttackProbe.HEARTBLEED)
+    ccs = _attempt(result.scan_result, AttackProbe.CCS_INJECTION)
+    robot = _attempt(result.scan_result, AttackProbe.ROBOT)
     return AttackObservation(
         endpoint=where,
         heartbleed=heartbleed if isinstance(heartbleed, Unknown)

@@ -24,8 +24,9 @@ AEAD suite, and the certificate chains. So a probe makes, in order:
 
 Handshakes of one phase run in parallel (at most `PARALLEL_HANDSHAKES` at once). Chains are
 validated with sslyze's trust-store code against the endpoint's intended store only (its CA
-bundle, else Mozilla's), at the probe's clock. Attack-shaped probes (Heartbleed, ROBOT, CCS
-injection) are never sent, whatever the endpoint's `attack_probes` says.
+bundle, else Mozilla's), at the probe's clock. This prober never sends attack-shaped probes
+(Heartbleed, ROBOT, CCS injection); `tls.endpoint.attack_probes` does, and only to endpoints
+whose `attack_probes` is true.
 """
 
 from __future__ import annotations

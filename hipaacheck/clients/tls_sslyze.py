@@ -5,7 +5,7 @@ It runs sslyze's connectivity test, the six cipher-suite scans (one handshake pe
 version, some 540 connections per endpoint) and `certificate_info`. It exists to measure the
 fast prober against (`benchmarks/tls_probe.py`) and to check that both reach the same verdicts;
 scans use `hipaacheck.clients.tls.probe_endpoint`. Attack-shaped scan commands (Heartbleed,
-ROBOT, CCS injection) are never scheduled.
+ROBOT, CCS injection) are scheduled only by tls.endpoint.attack_probes, for endpoints that opt in.
 
 Chains are judged by sslyze's own path validation against the intended store; the facts the
 certificate checks read beyond that (keys, signatures, usages) come from the same code as the
@@ -77,7 +77,8 @@ ALLOWED_SCAN_COMMANDS = frozenset({*VERSION_COMMANDS.values(), ScanCommand.CERTI
 """sslyze's minimal command set for the transmission checks: ordinary handshakes only."""
 ATTACK_SCAN_COMMANDS = frozenset({ScanCommand.HEARTBLEED, ScanCommand.ROBOT,
                                   ScanCommand.OPENSSL_CCS_INJECTION})
-"""Scan commands that send attack-shaped traffic; never scheduled here."""
+"""Scan commands that send attack-shaped traffic: only `tls.endpoint.attack_probes` sends them,
+and only to endpoints that opt in."""
 CERTIFICATE_JOBS = 4
 """Handshakes sslyze's certificate_info makes (TLS 1.3, RSA, non-RSA, no SNI)."""
 

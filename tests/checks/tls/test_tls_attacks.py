@@ -54,7 +54,7 @@ def judge(obs: AttackObservation) -> tuple[Status, UnknownReason | None, dict[st
 # --- metadata and scope ----------------------------------------------------------------------
 
 def test_metadata_is_complete_and_names_every_probe() -> None:
-    registry = Registry.from_checks([CHECK])  # type: ignore[list-item]
+    registry = Registry.from_checks([CHECK])
     meta = registry.checks["tls.endpoint.attack_probes"].meta
     assert meta.citations == ("164.312(e)(1)", "164.312(e)(2)(ii)")
     assert meta.severity.value == "critical" and meta.target_kind == TargetKind.TLS_ENDPOINT
@@ -131,7 +131,7 @@ def test_a_probe_that_errored_is_unverified(probe: AttackProbe) -> None:
     changes = {AttackProbe.HEARTBLEED: {"heartbleed": ERRORED},
                AttackProbe.CCS_INJECTION: {"ccs_injection": ERRORED},
                AttackProbe.ROBOT: {"robot": ERRORED}}[probe]
-    status, reason, evidence = judge(observation(**changes))  # type: ignore[arg-type]
+    status, reason, evidence = judge(observation(**changes))
     assert (status, reason) == (Status.UNVERIFIED, UnknownReason.UNPARSEABLE)
     assert evidence["unverified_probes"] == (probe.value,)
 
@@ -180,7 +180,7 @@ def test_modern_server_opted_in_passes(ctx: CheckContext, modern: RunningServer,
     tgt = target(endpoint_of(modern, attack_probes=True))
     before = modern.connections
     results, interrupted = Runner(ctx, workers=1).run(
-        plan(Registry.from_checks([CHECK]), [tgt]))  # type: ignore[list-item]
+        plan(Registry.from_checks([CHECK]), [tgt]))
     # Then every probe completed and none found a vulnerability
     [finding] = results[("tls.endpoint.attack_probes", tgt.id)]
     assert not interrupted and finding.status == Status.PASS
@@ -195,12 +195,12 @@ def test_endpoint_without_the_flag_gets_no_connection(ctx: CheckContext, modern:
     tgt = target(endpoint_of(modern, attack_probes=False))
     before = modern.connections
     # When a scan with only this check selected is planned and run
-    tasks = plan(Registry.from_checks([CHECK]), [tgt])  # type: ignore[list-item]
+    tasks = plan(Registry.from_checks([CHECK]), [tgt])
     results, _ = Runner(ctx, workers=1).run(tasks)
     # Then nothing was scheduled and the server accepted no connection
     assert tasks == [] and results == {}
     # And even a task forced past applies_to is refused before any connection
-    [finding] = run_task(Task(CHECK, tgt), ctx)  # type: ignore[arg-type]
+    [finding] = run_task(Task(CHECK, tgt), ctx)
     assert finding.status == Status.UNVERIFIED
     assert finding.unknown_reason == UnknownReason.NOT_SUPPORTED
     assert modern.connections == before
