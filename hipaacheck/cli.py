@@ -682,14 +682,23 @@ class PermissionsFor(str, Enum):
 def permissions(
     system: Annotated[PermissionsFor, typer.Argument(help="aws, kubernetes or postgres.")],
     only: Annotated[list[str] | None, typer.Option(help="Limit to these checks.")] = None,
+    include_secrets: Annotated[bool, typer.Option(
+        help="Kubernetes: also grant get on Secrets cluster-wide (better: a namespaced Role "
+             "with resourceNames for the audit Secrets).")] = False,
 ) -> None:
     """Print the least-privilege read-only grant for the selected checks."""
     from hipaacheck import permissions as grants
 
     metas = load_registry().select(only or []).metas()
-    writer = {PermissionsFor.AWS: grants.aws_policy,
-              PermissionsFor.KUBERNETES: grants.kubernetes_cluster_role,
-              PermissionsFor.POSTGRES: grants.postgres_role_sql}[system]
+    if system is PermissionsFor.KUBERNETES:
+        sys.stdout.write(grants.kubernetes_cluster_role(metas, include_secrets=include_secrets))
+        needing = sorted(m.id for m in metas for op in m.operations
+                         if op.system.value == "kubernetes" and op.action.endswith(" secrets"))
+        if needing and not include_secrets:
+            stderr.print(f"note: Secrets are left out; {', '.join(sorted(set(needing)))} will be "
+                         "UNVERIFIED unless a Role grants get on the audit Secrets by name.")
+        return
+    writer = grants.aws_policy if system is PermissionsFor.AWS else grants.postgres_role_sql
     sys.stdout.write(writer(metas))
 
 

@@ -371,16 +371,18 @@ class Inventory(_Strict):
         return hashlib.sha256(blob).hexdigest()
 
 
-def _expand_env(node: Any, path: tuple[str | int, ...], env: dict[str, str]) -> Any:
+def _expand_env(node: Any, path: tuple[str | int, ...], env: dict[str, str],
+                source: str = "<config>") -> Any:
     if isinstance(node, dict):
-        return {k: _expand_env(v, path + (k,), env) for k, v in node.items()}
+        return {k: _expand_env(v, path + (k,), env, source) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand_env(v, path + (i,), env) for i, v in enumerate(node)]
+        return [_expand_env(v, path + (i,), env, source) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env:
-                raise ConfigError(f"{_dotted(path)}: environment variable {name} is not set")
+                raise ConfigError(f"{source}: {_dotted(path)}: environment variable {name} "
+                                  "is not set")
             return env[name]
         return _ENV_REF.sub(sub, node)
     return node
@@ -414,6 +416,22 @@ def _line_of(root: yaml.Node | None, path: tuple[str | int, ...]) -> int | None:
     return line
 
 
+def _duplicate_keys(node: yaml.Node | None, path: tuple[str | int, ...] = ()
+                    ) -> Iterator[tuple[int, tuple[str | int, ...]]]:
+    """Every mapping key that appears twice, with its line: YAML would keep only the last."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                yield key.start_mark.line + 1, path + (name,)
+            seen.add(name)
+            yield from _duplicate_keys(value, path + (name,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, path + (index,))
+
+
 def _walk_errors(exc: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str]]:
     for error in exc.errors(include_input=False, include_url=False):
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
@@ -432,11 +450,15 @@ def parse_inventory(text: str, source: str = "<config>",
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{source}{where}: not valid YAML") from None
+    duplicates = [f"{source}:{line}: {_dotted(path)}: duplicate key"
+                  for line, path in _duplicate_keys(root)]
+    if duplicates:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(duplicates))
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping")
-    data = _expand_env(data, (), dict(os.environ) if env is None else env)
+    data = _expand_env(data, (), dict(os.environ) if env is None else env, source)
     try:
         return Inventory.model_validate(data)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import yaml
 
-from hipaacheck.errors import RegistryError
+from hipaacheck.errors import RegistryError, UsageError
 from hipaacheck.model import CheckMeta, System
 
 READ_VERBS = frozenset({"get", "list", "watch"})
@@ -25,9 +25,21 @@ def _actions(metas: Iterable[CheckMeta], system: System) -> list[str]:
     return sorted({op.action for m in metas for op in m.operations if op.system is system})
 
 
+# Reading Secrets cluster-wide would let the scanner read every credential: left out of the
+# ClusterRole unless asked for, and then better granted per namespace with resourceNames.
+SENSITIVE_RESOURCES = frozenset({"secrets"})
+
+
+def _required(actions: list[str], system: System) -> list[str]:
+    if not actions:
+        raise UsageError(f"the selected checks make no {system.value} operation; "
+                         "there is no grant to write")
+    return actions
+
+
 def aws_policy(metas: Iterable[CheckMeta]) -> str:
     """An IAM policy document allowing exactly the declared AWS actions."""
-    actions = _actions(metas, System.AWS)
+    actions = _required(_actions(metas, System.AWS), System.AWS)
     policy = {"Version": "2012-10-17", "Statement": [{
         "Sid": "HipaacheckReadOnly", "Effect": "Allow", "Action": actions, "Resource": "*"}]}
     return json.dumps(policy, indent=2) + "\n"
@@ -43,11 +55,16 @@ def _split_k8s(action: str) -> tuple[str, str, str]:
     return verb, group, name
 
 
-def kubernetes_cluster_role(metas: Iterable[CheckMeta], name: str = "hipaacheck-read") -> str:
-    """A ClusterRole granting only the declared get and list verbs."""
+def kubernetes_cluster_role(metas: Iterable[CheckMeta], name: str = "hipaacheck-read", *,
+                            include_secrets: bool = False) -> str:
+    """
+    A ClusterRole granting only the declared get and list verbs; `secrets` only on request.
+    """
     rules: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for action in _actions(metas, System.KUBERNETES):
+    for action in _required(_actions(metas, System.KUBERNETES), System.KUBERNETES):
         verb, group, resource = _split_k8s(action)
+        if resource in SENSITIVE_RESOURCES and not include_secrets:
+            continue
         rules[(group, resource)].add(verb)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -60,7 +77,7 @@ def kubernetes_cluster_role(metas: Iterable[CheckMeta], name: str = "hipaacheck-
 
 def postgres_role_sql(metas: Iterable[CheckMeta], role: str = "hipaacheck") -> str:
     """SQL that creates a read-only monitoring role for the declared catalog reads."""
-    views = _actions(metas, System.POSTGRES)
+    views = _required(_actions(metas, System.POSTGRES), System.POSTGRES)
     lines = [
         f"-- Read-only monitoring role for hipaacheck. Catalog reads used: {', '.join(views)}",
         f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT;",

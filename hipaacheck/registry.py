@@ -83,27 +83,35 @@ class Registry:
         The sub-registry named by `only` (ids, id prefixes like `aws.rds` or family names) minus
         `skip`. A selector that matches nothing is a usage error, never an empty pass.
         """
+        only, skip = _split(only), _split(skip)
         chosen = set(self.ids) if not only else set()
         for selector in only:
-            matched = self._match(selector)
-            if not matched:
-                raise UsageError(f"--only {selector}: no such check id, prefix or family")
-            chosen |= matched
+            chosen |= self._matching(selector, "only")
         for selector in skip:
-            matched = self._match(selector)
-            if not matched:
-                raise UsageError(f"skip {selector}: no such check id, prefix or family")
-            chosen -= matched
+            chosen -= self._matching(selector, "skip")
         return Registry(
             MappingProxyType({i: c for i, c in self.checks.items() if i in chosen}),
             tuple(f for f in self.failures if f.check_id in chosen),
             tuple(i for i in self._order if i in chosen))
+
+    def _matching(self, selector: str, option: str) -> set[str]:
+        matched = self._match(selector)
+        if not matched:
+            families = ", ".join(f.value for f in Family)
+            raise UsageError(f"{option} {selector}: no such check id, id prefix or family "
+                             f"(families: {families})")
+        return matched
 
     def _match(self, selector: str) -> set[str]:
         families = {f.value for f in Family}
         if selector in families:
             return {i for i, c in self.checks.items() if c.meta.family.value == selector}
         return {i for i in self.ids if i == selector or i.startswith(selector + ".")}
+
+
+def _split(selectors: Sequence[str]) -> list[str]:
+    """Selectors as given, comma-separated lists split, blanks dropped."""
+    return [part.strip() for item in selectors for part in item.split(",") if part.strip()]
 
 
 def _load_one(ep: EntryPoint) -> Check[object]:

@@ -58,3 +58,17 @@ def test_schema_and_example_are_valid():
     example = files("hipaacheck").joinpath("example.yaml").read_text()
     inventory = parse_inventory(example, env={"APP_DB_PASSWORD": "a", "AUDIT_DB_PASSWORD": "b"})
     assert inventory.targets()
+
+
+def test_duplicate_keys_are_refused_with_their_line():
+    text = "organization: A\ntls: {endpoints: []}\norganization: B\n"
+    with pytest.raises(ConfigError) as err:
+        parse_inventory(text, "inv.yaml")
+    assert "inv.yaml:3: organization: duplicate key" in err.value.explain()
+
+
+def test_missing_env_reference_names_the_file():
+    text = "postgres:\n  - name: a\n    application: {conninfo: 'password=${NOPE_Y}'}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_inventory(text, "inv.yaml", env={})
+    assert err.value.explain().startswith("inv.yaml: postgres[0].application.conninfo")

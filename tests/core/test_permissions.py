@@ -57,3 +57,15 @@ def test_postgres_role_is_read_only():
     assert result.exit_code == 0
     assert "default_transaction_read_only = on" in result.stdout
     assert "pg_read_all_settings" in result.stdout
+
+
+def test_secrets_are_left_out_of_the_cluster_role_unless_asked_for():
+    default = yaml.safe_load(runner.invoke(app, ["permissions", "kubernetes"]).stdout)
+    assert "secrets" not in {r for rule in default["rules"] for r in rule["resources"]}
+    opted = runner.invoke(app, ["permissions", "kubernetes", "--include-secrets"])
+    rules = yaml.safe_load(opted.stdout)["rules"]
+    assert any(rule["resources"] == ["secrets"] and rule["verbs"] == ["get"] for rule in rules)
+
+
+def test_an_empty_grant_is_refused():
+    assert runner.invoke(app, ["permissions", "aws", "--only", "tls"]).exit_code == 2
