@@ -219,10 +219,15 @@ def _judge_certificate(build: FindingBuilder[TlsObservation], obs: TlsObservatio
                             evidence=evidence)
     if not cert.verified:
         kind = (cert.validation_error or "invalid_chain").replace("_", " ")
-        return build.failed(resource, f"The chain does not verify against the {cert.store} "
+        return build.failed(resource, f"The chain does not verify against {_store(cert.store)} "
                             f"({kind}).", evidence=evidence)
     if days_left < policy.cert_expiry_warning_days:
         return build.warned(resource, f"The certificate expires in {days_left} day(s).",
                             evidence=evidence)
-    return build.passed(resource, f"The chain verifies against the {cert.store} and expires "
-                        f"in {days_left} days.", evidence=evidence)
+    return build.passed(resource, f"The chain verifies against {_store(cert.store)} and "
+                        f"expires in {days_left} days.", evidence=evidence)
+
+
+def _store(label: str) -> str:
+    """The trust store named as a sentence reads it: Mozilla's, or the configured bundle."""
+    return "the Mozilla trust store" if label == "Mozilla" else f"the {label}"

@@ -161,7 +161,9 @@ def validation_kind(message: str | None, chain: Sequence[x509.Certificate]) -> s
     if message is None:
         return None
     if len(chain) == 1 and _self_signed(chain[0]):
-        return "self_signed"
+        # A self-signed CA certificate served as the leaf is refused for being a CA, not for
+        # being self-signed: say which, so the fix is plain.
+        return "ca_certificate_as_leaf" if _is_ca(chain[0]) else "self_signed"
     text = message.lower()
     if "not valid at validation time" in text or "expired" in text:
         return "outside_validity_period"
@@ -178,6 +180,13 @@ def validation_kind(message: str | None, chain: Sequence[x509.Certificate]) -> s
             return "incomplete_chain"
         return "untrusted_issuer"
     return "invalid_chain"
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def _key_facts(cert: x509.Certificate) -> tuple[str, int]:
