@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.check import Policy
 from hipaacheck.checks.tls.common import (
     OPERATIONS,
-    collect_tls,
+    TlsCheck,
     plaintext_failure,
     unverified,
     worst,
@@ -85,7 +85,7 @@ def _weak_signature(cert: ChainCertificate) -> str | None:
     return f"{_label(cert)} is signed with {cert.signature_hash.upper()}"
 
 
-class CertificateStrength(Check[TlsObservation]):
+class CertificateStrength(TlsCheck):
     """
     Fails a chain with a weak key (RSA or DSA below 2048 bits, EC below P-256) or a SHA-1 (or
     MD5) signature on the leaf or an intermediate.
@@ -110,10 +110,6 @@ class CertificateStrength(Check[TlsObservation]):
             "bar."),
         operations=OPERATIONS,
     )
-
-    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
-        return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -151,7 +147,7 @@ def _judge_strength(build: FindingBuilder[TlsObservation], obs: TlsObservation,
                         evidence=evidence)
 
 
-class CertificateProfile(Check[TlsObservation]):
+class CertificateProfile(TlsCheck):
     """
     Fails a leaf whose extended key usage excludes serverAuth; warns on a leaf without one,
     and on a publicly trusted leaf valid for more than 398 days.
@@ -178,10 +174,6 @@ class CertificateProfile(Check[TlsObservation]):
             "Certificate Manager)."),
         operations=OPERATIONS,
     )
-
-    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
-        return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hipaacheck.check import CheckContext
+from hipaacheck.check import Check, CheckContext
 from hipaacheck.clients.tls import ServiceKind, TlsObservation, probe_endpoint
 from hipaacheck.config import TlsEndpointConfig
 from hipaacheck.model import (
@@ -57,6 +57,16 @@ def collect_tls(ctx: CheckContext, target: Target) -> TlsObservation:
         raise TypeError(f"target {target.id} carries no TLS endpoint configuration")
     return ctx.memo.get(("tls", target.id),
                         lambda: probe_endpoint(endpoint, timeout=ctx.timeout, clock=ctx.clock))
+
+
+class TlsCheck(Check[TlsObservation]):
+    """
+    Base of the checks that judge one endpoint's probe: they share it through the memo.
+    """
+
+    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
+        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
+        return collect_tls(ctx, target)
 
 
 def first_unknown(facts: Sequence[object]) -> Unknown | None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.check import Policy
 from hipaacheck.checks.tls.common import (
     OPERATIONS,
-    collect_tls,
+    TlsCheck,
     first_unknown,
     plaintext_failure,
     unverified,
@@ -42,10 +42,10 @@ from hipaacheck.model import (
     UnknownReason,
 )
 
-__all__ = ["CertificateChain", "ProtocolVersions", "collect_tls"]
+__all__ = ["CertificateChain", "ProtocolVersions"]
 
 
-class ProtocolVersions(Check[TlsObservation]):
+class ProtocolVersions(TlsCheck):
     """
     Fails an endpoint that accepts SSL 2.0, SSL 3.0, TLS 1.0 or TLS 1.1, or speaks plaintext.
     """
@@ -70,10 +70,6 @@ class ProtocolVersions(Check[TlsObservation]):
             "balancers); put TLS in front of any plaintext listener."),
         operations=OPERATIONS,
     )
-
-    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
-        return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -132,7 +128,7 @@ def _protocol_evidence(obs: TlsObservation, accepted: tuple[TlsVersion, ...],
     }
 
 
-class CertificateChain(Check[TlsObservation]):
+class CertificateChain(TlsCheck):
     """
     Fails an endpoint whose certificate chain does not verify for its name against the store
     it should chain to (its configured CA bundle, else Mozilla's), or has expired.
@@ -157,10 +153,6 @@ class CertificateChain(Check[TlsObservation]):
             "expires (automate renewal, e.g. ACME or AWS Certificate Manager)."),
         operations=OPERATIONS,
     )
-
-    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
-        return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hipaacheck.check import Check, CheckContext, Policy
+from hipaacheck.check import Policy
 from hipaacheck.checks.tls.common import (
     OPERATIONS,
-    collect_tls,
+    TlsCheck,
     first_unknown,
     plaintext_failure,
     unverified,
@@ -56,7 +56,7 @@ def _dh_text(bits: int) -> str:
     return f"a {bits}-bit DHE group"
 
 
-class CipherSuites(Check[TlsObservation]):
+class CipherSuites(TlsCheck):
     """
     Fails weak suites and small DH groups; warns on static RSA and CBC-only TLS 1.2.
     """
@@ -81,10 +81,6 @@ class CipherSuites(Check[TlsObservation]):
             "policy; remove `ssl_dh_params` files under 2048 bits."),
         operations=OPERATIONS,
     )
-
-    def collect(self, ctx: CheckContext, target: Target) -> TlsObservation:
-        """Probe the endpoint (once per scan, shared with the other TLS checks)."""
-        return collect_tls(ctx, target)
 
     def evaluate(self, obs: TlsObservation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
