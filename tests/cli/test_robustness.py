@@ -56,7 +56,9 @@ def test_a_closed_pipe_keeps_the_exit_code_and_the_history(tmp_path):
 def test_json_that_is_not_a_result_is_a_usage_error(tmp_path):
     array = tmp_path / "arr.json"
     array.write_text("[1, 2]")
-    for args in (["report", str(array)], ["merge", str(array), "--no-history"],
+    out = str(tmp_path / "out")
+    for args in (["report", str(array), "--out", out],
+                 ["merge", str(array), "--no-history", "--out", out],
                  ["diff", str(array), str(array), "--no-history"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
