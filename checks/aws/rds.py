@@ -298,7 +298,35 @@ def region_backups(scan: Scan) -> BackupObservation:
         for region in regions))
 
 
-class BackupRetention(Check[BackupObservation]):
+class _RegionBackupsCheck(Check[BackupObservation]):
+    """
+    Base of the checks judged over each region's instances and clusters: one shared listing,
+    the same fail-closed handling of unknown regions, one verdict per store.
+    """
+
+    def collect(self, ctx: CheckContext, target: Target) -> BackupObservation:
+        """List each region's instances and clusters (shared by the checks of this base)."""
+        return region_backups(Scan.of(ctx, target))
+
+    def evaluate(self, obs: BackupObservation, target: Target,
+                 policy: Policy) -> Sequence[Finding]:
+        """One finding per standalone instance and cluster; cluster members go with the cluster."""
+        make = self.findings(target)
+        if obs.unknown_regions:
+            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
+                                    "the account's regions")]
+        findings: list[Finding] = []
+        for region in obs.regions:
+            findings += self.judge_region(make, region, policy)
+        return findings
+
+    def judge_region(self, make: FindingBuilder[BackupObservation], region: RegionBackups,
+                     policy: Policy) -> list[Finding]:
+        """The findings for one region; each subclass judges its own setting."""
+        raise NotImplementedError
+
+
+class BackupRetention(_RegionBackupsCheck):
     """
     Automated backups of every RDS DB instance and cluster are kept long enough.
     """
@@ -326,21 +354,10 @@ class BackupRetention(Check[BackupObservation]):
         ),
     )
 
-    def collect(self, ctx: CheckContext, target: Target) -> BackupObservation:
-        """List each region's instances and clusters."""
-        return region_backups(Scan.of(ctx, target))
-
-    def evaluate(self, obs: BackupObservation, target: Target,
-                 policy: Policy) -> Sequence[Finding]:
-        """One finding per standalone instance and cluster; cluster members go with the cluster."""
-        make = self.findings(target)
-        if obs.unknown_regions:
-            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
-                                    "the account's regions")]
-        findings: list[Finding] = []
-        for region in obs.regions:
-            findings += _judge_region_backups(make, region, policy)
-        return findings
+    def judge_region(self, make: FindingBuilder[BackupObservation], region: RegionBackups,
+                     policy: Policy) -> list[Finding]:
+        """Retention of each store against the policy minimum and recommendation."""
+        return _judge_region_backups(make, region, policy)
 
 
 def _judge_region_backups(make: FindingBuilder[BackupObservation], region: RegionBackups,
@@ -401,7 +418,7 @@ def _judge_retention(make: FindingBuilder[BackupObservation], resource: str, day
     return make.passed(resource, f"Automated backups are kept {days} days.", evidence=evidence)
 
 
-class DeletionProtection(Check[BackupObservation]):
+class DeletionProtection(_RegionBackupsCheck):
     """
     Every standalone RDS DB instance and every DB cluster has deletion protection on.
     """
@@ -430,21 +447,10 @@ class DeletionProtection(Check[BackupObservation]):
         ),
     )
 
-    def collect(self, ctx: CheckContext, target: Target) -> BackupObservation:
-        """List each region's instances and clusters (shared with backup retention)."""
-        return region_backups(Scan.of(ctx, target))
-
-    def evaluate(self, obs: BackupObservation, target: Target,
-                 policy: Policy) -> Sequence[Finding]:
-        """One finding per standalone instance and cluster; cluster members go with the cluster."""
-        make = self.findings(target)
-        if obs.unknown_regions:
-            return [make.unverified(REGIONS_RESOURCE, obs.unknown_regions,
-                                    "the account's regions")]
-        findings: list[Finding] = []
-        for region in obs.regions:
-            findings += _judge_region_protection(make, region)
-        return findings
+    def judge_region(self, make: FindingBuilder[BackupObservation], region: RegionBackups,
+                     policy: Policy) -> list[Finding]:
+        """Deletion protection of each store."""
+        return _judge_region_protection(make, region)
 
 
 def _judge_region_protection(make: FindingBuilder[BackupObservation],
