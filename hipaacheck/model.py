@@ -8,11 +8,12 @@ hipaacheck, so every other floor can depend on it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeAlias, TypeVar
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 class Status(str, enum.Enum):
@@ -308,6 +309,19 @@ class FindingBuilder(Generic[T]):
     def warned(self, resource: str, reason: str, **kw: object) -> Finding:
         """A WARN finding."""
         return self.make(Status.WARN, resource, reason, **kw)  # type: ignore[arg-type]
+
+    def each(self, listing: Fact[Sequence[V]], resource: str, what: str, empty: str,
+             judge: Callable[[V], Finding]) -> list[Finding]:
+        """
+        One finding per listed item; UNVERIFIED when the listing itself could not be read.
+
+        An empty listing passes only because it was read: `empty` says why nothing is judged.
+        """
+        if isinstance(listing, Unknown):
+            return [self.unverified(resource, listing, what)]
+        if not listing:
+            return [self.passed(resource, empty, evidence={"count": 0})]
+        return [judge(item) for item in listing]
 
     def unverified(self, resource: str, unknown: Unknown, what: str = "") -> Finding:
         """

@@ -350,12 +350,8 @@ class DefaultEncryption(Check[S3Observation]):
                  policy: Policy) -> Sequence[Finding]:
         """One finding per bucket; one UNVERIFIED finding when the buckets could not be listed."""
         make = self.findings(target)
-        if isinstance(obs.buckets, Unknown):
-            return [make.unverified(LISTING_RESOURCE, obs.buckets, "the account's S3 buckets")]
-        if not obs.buckets:
-            return [make.passed(LISTING_RESOURCE, "The account has no S3 buckets.",
-                                evidence={"bucket_count": 0})]
-        return [_judge(make, bucket, policy) for bucket in obs.buckets]
+        return make.each(obs.buckets, LISTING_RESOURCE, "the account's S3 buckets",
+                         "The account has no S3 buckets.", lambda b: _judge(make, b, policy))
 
 
 def _judge(make: FindingBuilder[S3Observation], bucket: BucketEncryption,

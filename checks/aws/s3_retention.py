@@ -249,12 +249,9 @@ class S3Versioning(Check[RetentionObservation]):
                  policy: Policy) -> Sequence[Finding]:
         """One finding per in-scope bucket."""
         make = self.findings(target)
-        if isinstance(obs.buckets, Unknown):
-            return [make.unverified(LISTING_RESOURCE, obs.buckets, "the account's S3 buckets")]
-        if not obs.buckets:
-            return [make.passed(LISTING_RESOURCE, "No bucket holds PHI or audit records.",
-                                evidence={"bucket_count": 0})]
-        return [_judge_versioning(make, b) for b in obs.buckets]
+        return make.each(obs.buckets, LISTING_RESOURCE, "the account's S3 buckets",
+                         "No bucket holds PHI or audit records.",
+                         lambda b: _judge_versioning(make, b))
 
 
 def _judge_versioning(make: FindingBuilder[RetentionObservation],
@@ -355,12 +352,9 @@ class S3LifecycleRetention(Check[RetentionObservation]):
                  policy: Policy) -> Sequence[Finding]:
         """One finding per in-scope bucket."""
         make = self.findings(target)
-        if isinstance(obs.buckets, Unknown):
-            return [make.unverified(LISTING_RESOURCE, obs.buckets, "the account's S3 buckets")]
-        if not obs.buckets:
-            return [make.passed(LISTING_RESOURCE, "No bucket holds PHI or audit records.",
-                                evidence={"bucket_count": 0})]
-        return [_judge_lifecycle(make, b, policy) for b in obs.buckets]
+        return make.each(obs.buckets, LISTING_RESOURCE, "the account's S3 buckets",
+                         "No bucket holds PHI or audit records.",
+                         lambda b: _judge_lifecycle(make, b, policy))
 
 
 def _judge_lifecycle(make: FindingBuilder[RetentionObservation], bucket: BucketRetention,

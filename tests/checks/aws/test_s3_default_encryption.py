@@ -124,7 +124,7 @@ def test_listing_unknown_is_one_unverified_finding_naming_the_action() -> None:
 def test_empty_listing_passes_only_because_the_listing_succeeded() -> None:
     [finding] = judge()
     assert (finding.resource, finding.status) == (LISTING_RESOURCE, Status.PASS)
-    assert finding.evidence["bucket_count"] == 0
+    assert finding.evidence["count"] == 0
 
 
 def test_unknown_encryption_is_unverified() -> None:
