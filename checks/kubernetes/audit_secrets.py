@@ -405,6 +405,11 @@ class SharedAuditSecret(Check[SharedSecretObservation]):
                 UnknownReason.NOT_VISIBLE, "no audit writer workload was found",
                 "`audit_writer_workloads` in this cluster of the inventory"),
                 "the audit writer's workloads")]
+        if obs.applications == 0:
+            return [f.unverified("applications", Unknown(
+                UnknownReason.NOT_VISIBLE, "no application workload was found, so there is "
+                "nothing to compare with", "`application_workloads` in this cluster of the "
+                "inventory"), "the application's workloads")]
         return [_judge_shared(f, obs, c) for c in obs.comparisons]
 
 
@@ -658,6 +663,11 @@ class AppCanAccessAuditSecret(Check[SecretAccessObservation]):
             return [f.unverified("audit-secrets", Unknown(
                 UnknownReason.NOT_VISIBLE, "no audit store Secret was found",
                 "`audit_secrets` in this cluster of the inventory"), "the audit store's Secrets")]
+        if not obs.accounts:
+            return [f.unverified("applications", Unknown(
+                UnknownReason.NOT_VISIBLE, "no application workload was found, so there is "
+                "nothing to compare with", "`application_workloads` in this cluster of the "
+                "inventory"), "the application's ServiceAccounts")]
         return [_judge_access(f, obs.accounts, access) for access in obs.secrets]
 
 

@@ -190,6 +190,13 @@ def judge(build: FindingBuilder[object], resource: str, scan: ContentScan,
         nothing = Unknown(UnknownReason.NOT_VISIBLE, f"there was no source of {what} to read",
                           needs="sources within the sink's configured scope")
         return replace(build.unverified(resource, nothing, f"the {what}"), evidence=evidence)
+    if not scan.complete:
+        # A budgeted sample that found nothing says nothing about what it skipped: not a PASS.
+        partial = Unknown(UnknownReason.NOT_VISIBLE,
+                          f"only a budgeted sample of the {what} was read and it held none",
+                          needs="a larger byte or event budget for the sink")
+        return replace(build.unverified(resource, partial, f"all of the {what}"),
+                       evidence=evidence)
     return build.passed(resource, pass_reason(scan, control, what), evidence=evidence)
 
 

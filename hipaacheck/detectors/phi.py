@@ -1290,7 +1290,8 @@ def _key_spans(line: bytes, lo: int = 0, hi: int | None = None,
         if c in b"\"'" and not inside:
             close = _closing_quote(line, i, n)
             after = _skip_spaces(line, close + 1, n)
-            if after < n and line[after] == 0x3A and _IDENT.fullmatch(line, i + 1, close):
+            if (after < n and line[after] == 0x3A and _IDENT.fullmatch(line, i + 1, close)
+                    and _safe_key(line[i + 1:close], quoted=True)):
                 yield i + 1, close
             else:
                 yield from _key_spans(line, i + 1, close, inside=True)
@@ -1300,11 +1301,31 @@ def _key_spans(line: bytes, lo: int = 0, hi: int | None = None,
             end = i + 1 if m is None else m.end()
             while end < n and (line[end] in _WORD or line[end] in b"_.-"):
                 end += 1
-            if m is not None and m.end() == end and _bare_key_at(line, i, end, n, inside):
+            if (m is not None and m.end() == end and _bare_key_at(line, i, end, n, inside)
+                    and _safe_key(line[i:end], quoted=False, before_equals=_equals_after(
+                        line, end, n))):
                 yield i, end
             i = end
         else:
             i += 1
+
+
+def _safe_key(name: bytes, *, quoted: bool, before_equals: bool = False) -> bool:
+    """
+    Whether a key name may stay unmasked in a preview. A key can itself be a value (an e-mail
+    address used as a JSON key, a surname before a colon in prose), so `@` always masks, and a
+    bare word before `:` stays only when it looks like an identifier (holds `_` or a digit).
+    """
+    if b"@" in name:
+        return False
+    if quoted or before_equals:
+        return True
+    return any(c == 0x5F or 0x30 <= c <= 0x39 for c in name)
+
+
+def _equals_after(line: bytes, end: int, n: int) -> bool:
+    after = _skip_spaces(line, end, n)
+    return after < n and line[after] == 0x3D
 
 
 def _closing_quote(line: bytes, i: int, n: int) -> int:

@@ -406,3 +406,15 @@ def test_engine_choice() -> None:
     assert PhiDetector(engine="re").engine == "re"
     assert PhiDetector(engine="re2").engine == "re2"
     assert ("hyperscan" in available_engines()) == hyperscan_available()
+
+
+def test_preview_masks_keys_that_are_themselves_values():
+    # An e-mail address used as a JSON key, and surnames before a colon in prose, are masked;
+    # identifier-shaped keys stay, so the preview keeps its structure.
+    from hipaacheck.detectors.phi import preview
+
+    for line, secret in ((b"{'jane.doe@example.com': {'ssn': '524-71-3390'}}", "jane"),
+                         (b"patient DOE: ssn=524-71-3390", "DOE"),
+                         (b"name JANE.DOE: 524-71-3390", "JANE")):
+        assert secret not in preview(line)
+    assert preview(b'{"patient_ssn": "524-71-3390"} user_id: 77').startswith('{"patient_ssn"')

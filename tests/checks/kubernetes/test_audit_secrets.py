@@ -315,3 +315,22 @@ def test_workload_kinds_are_read_with_the_declared_permissions() -> None:
     declared = {op.action for op in SharedAuditSecret.meta.operations}
     assert {"list apps/deployments", "list apps/statefulsets", "list apps/daemonsets",
             "get secrets"} == declared
+
+
+
+def test_no_application_workload_is_unverified_not_pass():
+    # Given observations in which no workload matched the application patterns (a typo, say)
+    from hipaacheck.check import Policy
+    from hipaacheck.checks.kubernetes import audit_secrets as mod
+    from hipaacheck.model import Status, Target, TargetKind
+
+    target = Target(TargetKind.KUBERNETES, "k8s:lab", "lab")
+    writer = object.__new__(mod.WriterComparison)
+    access = object.__new__(mod.SecretAccess)
+    shared = mod.SharedAuditSecret().evaluate(
+        mod.SharedSecretObservation(comparisons=(writer,), applications=0), target, Policy())
+    reach = mod.AppCanAccessAuditSecret().evaluate(
+        mod.SecretAccessObservation(accounts=(), secrets=(access,)), target, Policy())
+    # Then neither check can pass: there was nothing to compare the audit store with
+    assert [f.status for f in shared] == [Status.UNVERIFIED]
+    assert [f.status for f in reach] == [Status.UNVERIFIED]

@@ -82,7 +82,7 @@ def test_old_objects_and_max_objects_bound_the_read(
         live_ctx: CheckContext, aws_creds: LabCredentials, moto_url: str) -> None:
     name = bucket(aws_creds, moto_url, {f"logs/{i:03d}.log": CLEAN for i in range(12)})
     finding = run(live_ctx, target(moto_url, name, max_objects=5))[f"s3://{name}/"]
-    assert finding.status == Status.PASS and finding.evidence["read"] == "sampled"
+    assert finding.status == Status.UNVERIFIED and finding.evidence["read"] == "sampled"
     assert (finding.evidence["objects_read"], finding.evidence["objects_recent"]) == (5, 12)
 
 
