@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from hipaacheck.model import CheckMeta, Finding, FindingBuilder, Target
+from hipaacheck.model import CheckMeta, Endpoint, Finding, FindingBuilder, Target
 
 ObsT = TypeVar("ObsT")
 V = TypeVar("V")
@@ -110,6 +110,13 @@ class Check(ABC, Generic[ObsT]):
         """
         Judge an observation. Pure: no I/O. Unknown facts become UNVERIFIED, never PASS.
         """
+
+    def endpoints(self, obs: ObsT, target: Target) -> Sequence[Endpoint]:
+        """
+        The endpoints this observation found, offered for live TLS probing. Pure, like
+        `evaluate`; most checks find none. Whether they are probed is the inventory's choice.
+        """
+        return ()
 
     def findings(self, target: Target) -> FindingBuilder[ObsT]:
         """

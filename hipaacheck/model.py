@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -275,6 +275,56 @@ class Target:
     id: str
     name: str
     config: object = field(default=None, compare=False, repr=False)
+
+
+Zone = Literal["internal", "external"]
+"""Where an endpoint is reached from: the public internet, or inside the organisation."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """
+    A network endpoint that a check found in a control plane (a load balancer listener, an
+    Ingress host, a database address), offered for live TLS probing.
+
+    `source` is the id of the target whose check found it and `origin` the resource it belongs
+    to. `tls` says whether the configuration means it to carry TLS: a plaintext listener is
+    listed but never probed, its configuration having already been judged. `unprobeable`
+    names why no TLS probe could observe it (a database whose TLS upgrade the prober does not
+    speak), and is None when it can be probed.
+    """
+
+    host: str
+    port: int
+    source: str
+    origin: str
+    via: str
+    """What the endpoint is, in words: `ELBv2 listener`, `Ingress host`, `RDS instance`."""
+    zone: Zone = "external"
+    tls: bool = True
+    starttls: Literal["postgres"] | None = None
+    unprobeable: str | None = None
+
+    @property
+    def address(self) -> str:
+        """`host:port`, with IPv6 hosts in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    """
+    One endpoint the scan found and what became of it: probed as `target` (a TLS endpoint
+    target of the scan), or not, and why (`note`). `origins` lists every source and resource
+    that led to it, `via` and `origin` joined by a space, when several did.
+    """
+
+    endpoint: Endpoint
+    probed: bool
+    note: str
+    target: str | None = None
+    origins: tuple[str, ...] = ()
 
 
 class FindingBuilder(Generic[T]):

@@ -16,6 +16,8 @@ from typing import Any
 
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
+    EndpointRecord,
     Family,
     Finding,
     Operation,
@@ -109,6 +111,8 @@ class ScanResult:
     inventory_targets: tuple[TargetSummary, ...] = field(default=())
     """Every target of the inventory when `shard` is set, so a merge can tell what is missing."""
     waivers: tuple[WaiverUse, ...] = field(default=())
+    endpoints: tuple[EndpointRecord, ...] = field(default=())
+    """Every endpoint the checks found in control planes, and whether it was probed live."""
 
     @property
     def all_targets(self) -> tuple[TargetSummary, ...]:
@@ -150,6 +154,7 @@ class ScanResult:
             "checks": [_plain(asdict(m)) for m in self.checks],
             "findings": [_finding_json(f) for f in self.findings],
             "waivers": [_plain(asdict(w)) for w in self.waivers],
+            "endpoints": [_plain(asdict(e)) for e in self.endpoints],
         }
 
     @classmethod
@@ -170,11 +175,18 @@ class ScanResult:
             shard=Shard(scan["shard"]["index"], scan["shard"]["count"])
             if scan.get("shard") else None,
             inventory_targets=_targets_from_json(scan.get("inventory_targets") or ()),
-            waivers=tuple(_waiver_from_json(w) for w in doc.get("waivers") or ()))
+            waivers=tuple(_waiver_from_json(w) for w in doc.get("waivers") or ()),
+            endpoints=tuple(_endpoint_from_json(e) for e in doc.get("endpoints") or ()))
 
 
 def _targets_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[TargetSummary, ...]:
     return tuple(TargetSummary(t["id"], TargetKind(t["kind"]), t["name"]) for t in items)
+
+
+def _endpoint_from_json(e: Mapping[str, Any]) -> EndpointRecord:
+    return EndpointRecord(
+        endpoint=Endpoint(**e["endpoint"]), probed=bool(e["probed"]), note=e["note"],
+        target=e.get("target"), origins=tuple(e.get("origins") or ()))
 
 
 def _waiver_from_json(w: Mapping[str, Any]) -> WaiverUse:

@@ -4,6 +4,9 @@ One scan from a validated inventory: the code path shared by `scan` and `demo`.
 Sharding and waivers are applied here, so every caller gets the same result for the same
 request: a shard scans only its share of the targets but records the whole inventory's target
 list, and waivers mark findings after the checks have judged them, never before.
+
+The endpoints the checks find are planned here too (`discovery.plan_probes`): those of sources
+the inventory opts in are probed in the scan's second phase, and every one is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from datetime import UTC, date, datetime
 from hipaacheck.check import CheckContext
 from hipaacheck.clients import Clients
 from hipaacheck.config import Inventory
+from hipaacheck.discovery import ProbeRequest, plan_probes
+from hipaacheck.model import Endpoint, EndpointRecord, Target, TargetKind
 from hipaacheck.registry import Registry
 from hipaacheck.result import ScanResult, Shard, TargetSummary
 from hipaacheck.runner import ScanObserver, scan
@@ -49,11 +54,26 @@ def run_scan(inventory: Inventory, registry: Registry, *, only: Sequence[str] = 
     share = shard_targets(targets, shard) if shard else targets
     if shard:
         logger.info("shard %s scans %d of %d targets", shard, len(share), len(targets))
+    records: list[EndpointRecord] = []
+    request = ProbeRequest(
+        sources={t.id: getattr(t.config, "probe_endpoints", None) for t in targets},
+        configured=[t for t in targets if t.kind == TargetKind.TLS_ENDPOINT],
+        tls_checks=any(c.meta.target_kind == TargetKind.TLS_ENDPOINT
+                       for c in selected.checks.values()))
+
+    def follow_up(found: Sequence[Endpoint]) -> list[Target]:
+        planned, probes = plan_probes(found, request)
+        records.extend(planned)
+        if found:
+            logger.info("found %d endpoints; probing %d", len(planned), len(probes))
+        return probes
+
     result = scan(selected, share, ctx, organization=inventory.organization,
                   config_fingerprint=inventory.fingerprint(), workers=settings.workers,
-                  deadline=settings.check_deadline_seconds, observer=observer)
+                  deadline=settings.check_deadline_seconds, observer=observer,
+                  follow_up=follow_up)
     result = dataclasses.replace(
-        result, scope=scope or scope_id(inventory.organization, "", only),
+        result, endpoints=tuple(records), scope=scope or scope_id(inventory.organization, "", only),
         shard=shard,
         inventory_targets=tuple(TargetSummary(t.id, t.kind, t.name) for t in targets)
         if shard else (),

@@ -160,7 +160,11 @@ def merge(results: Sequence[ScanResult]) -> MergeOutcome:
     indices = {r.shard.index for r in results if r.shard}
     missing_shards = tuple(k for k in range(1, count + 1) if k not in indices)
     synthetic = _missing_findings(missing, checks, assign(inventory, count))
-    findings = _ordered(list(_shard_findings(results)) + synthetic, checks, inventory)
+    known = {t.id for t in inventory}
+    discovered = tuple({t.id: t for r in results for t in r.targets if t.id not in known}
+                       .values())
+    findings = _ordered(list(_shard_findings(results)) + synthetic, checks,
+                        (*inventory, *discovered))
     incomplete = tuple(sorted(r.shard.index for r in results if r.shard and not r.complete))
     waivers = _merged_waivers(results)
     notes = _merged_notes(results, waivers, count, missing_shards, missing, incomplete)
@@ -168,11 +172,12 @@ def merge(results: Sequence[ScanResult]) -> MergeOutcome:
     merged = ScanResult(
         tool_version=first.tool_version, organization=first.organization,
         started=min(r.started for r in results), finished=max(r.finished for r in results),
-        config_fingerprint=first.config_fingerprint, targets=inventory, checks=checks,
+        config_fingerprint=first.config_fingerprint, targets=(*inventory, *discovered),
+        checks=checks,
         findings=tuple(findings), complete=not missing and not incomplete,
         interrupted=any(r.interrupted for r in results),
         tasks=sum(r.tasks for r in results) + len(synthetic), notes=notes, scope=first.scope,
-        waivers=waivers)
+        waivers=waivers, endpoints=tuple(e for r in results for e in r.endpoints))
     return MergeOutcome(merged, count, missing_shards, tuple(t.id for t in missing), incomplete)
 
 

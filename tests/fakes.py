@@ -12,6 +12,7 @@ from hipaacheck.check import Check, CheckContext, Policy
 from hipaacheck.errors import ProbeUnavailable, ReadOnlyViolation
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
     Family,
     Finding,
     Operation,
@@ -69,3 +70,35 @@ class Behaving(Check[Obs]):
 
 def target(name: str = "t1") -> Target:
     return Target(TargetKind.LOG_SINK, f"logs:{name}", name)
+
+
+class Discovering(Check[Obs]):
+    """Finds the endpoints it is given (as a control-plane check would) and passes."""
+
+    def __init__(self, check_id: str, endpoints: Sequence[Endpoint]):
+        self.meta = meta(check_id)  # type: ignore[misc]
+        self.found = tuple(endpoints)
+
+    def collect(self, ctx: CheckContext, target: Target) -> Obs:
+        return Obs("pass")
+
+    def evaluate(self, obs: Obs, target: Target, policy: Policy) -> Sequence[Finding]:
+        return [self.findings(target).passed(target.name, "Listed the endpoints.")]
+
+    def endpoints(self, obs: Obs, target: Target) -> Sequence[Endpoint]:
+        return self.found
+
+
+class Probing(Check[Obs]):
+    """A TLS endpoint check that records which endpoints it was pointed at."""
+
+    def __init__(self, check_id: str):
+        self.meta = meta(check_id, TargetKind.TLS_ENDPOINT)  # type: ignore[misc]
+        self.seen: list[str] = []
+
+    def collect(self, ctx: CheckContext, target: Target) -> Obs:
+        self.seen.append(target.id)
+        return Obs("pass")
+
+    def evaluate(self, obs: Obs, target: Target, policy: Policy) -> Sequence[Finding]:
+        return [self.findings(target).passed(target.name, "Probed.")]

@@ -8,10 +8,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from fakes import Behaving, target
+from fakes import Behaving, Discovering, Probing, target
 
 from hipaacheck.check import CheckContext, Memo, Policy
-from hipaacheck.model import Status, UnknownReason
+from hipaacheck.model import Endpoint, Status, Target, TargetKind, UnknownReason
 from hipaacheck.registry import Registry
 from hipaacheck.runner import scan
 
@@ -97,3 +97,44 @@ def test_memo_computes_once_and_caches_failures():
             memo.get("k", compute)
     assert len(calls) == 1
     assert memo.get("v", lambda: 5) == 5 and memo.get("v", lambda: 6) == 5
+
+
+def test_a_follow_up_phase_probes_what_the_first_phase_found():
+    # Given a control-plane check that finds two endpoints and a TLS check
+    found = [Endpoint("a.example.org", 443, "logs:t1", "lb/a", "test"),
+             Endpoint("b.example.org", 443, "logs:t1", "lb/b", "test")]
+    probing = Probing("f.tls")
+    handed: list[Endpoint] = []
+    totals: list[int] = []
+
+    class Totals:
+        def on_start(self, total):
+            totals.append(total)
+
+        def on_task_done(self, check_id, target_id, findings):
+            pass
+
+    def follow_up(endpoints):
+        handed.extend(endpoints)
+        return [Target(TargetKind.TLS_ENDPOINT, f"tls:x/{e.address}", e.address)
+                for e in endpoints if e.host.startswith("a.")]
+
+    # When the scan runs with a follow-up
+    result = scan(Registry.from_checks([Discovering("f.find", found), probing]), [target()],
+                  _ctx(), organization="o", config_fingerprint="f", observer=Totals(),
+                  follow_up=follow_up)
+    # Then the follow-up saw every endpoint, and the second phase probed what it chose
+    assert sorted(e.host for e in handed) == ["a.example.org", "b.example.org"]
+    assert probing.seen == ["tls:x/a.example.org:443"]
+    assert [t.id for t in result.targets] == ["logs:t1", "tls:x/a.example.org:443"]
+    assert {f.target for f in result.findings} == {"logs:t1", "tls:x/a.example.org:443"}
+    assert result.tasks == 2 and result.complete
+    # And the progress total grew with the second phase
+    assert totals == [1, 2]
+
+
+def test_without_a_follow_up_found_endpoints_change_nothing():
+    probing = Probing("f.tls")
+    result = _scan(Discovering("f.find", [Endpoint("a.example.org", 443, "logs:t1", "lb/a",
+                                                   "test")]), probing)
+    assert probing.seen == [] and result.tasks == 1

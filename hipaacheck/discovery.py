@@ -1,0 +1,167 @@
+"""
+From endpoints found in control planes to TLS targets probed live: the scan's second phase.
+
+The configuration checks list the endpoints they find (`Check.endpoints`): load balancer
+listeners, CloudFront and API Gateway domains, database and cache addresses, Ingress hosts,
+Services and Gateway listeners. None is connected to unless the inventory opts its source in
+(`probe_endpoints` on the account, cluster or database). `plan_probes` decides, for every
+endpoint found, whether it is probed and why not, and builds the TLS endpoint targets that the
+TLS checks then probe like configured ones. Every endpoint found is recorded, probed or not,
+so the report can list them all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hipaacheck.config import ProbeEndpointsConfig, TlsEndpointConfig
+from hipaacheck.model import Endpoint, EndpointRecord, Target, TargetKind
+
+PROBE_SETTING = "probe_endpoints"
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What `plan_probes` needs besides the endpoints."""
+
+    sources: Mapping[str, ProbeEndpointsConfig | None]
+    """Source target id to its `probe_endpoints` setting (None: probing is off)."""
+    configured: Sequence[Target] = ()
+    """The inventory's own TLS endpoint targets: an endpoint they already cover is not
+    probed twice."""
+    tls_checks: bool = True
+    """Whether any TLS endpoint check is selected for this scan."""
+
+
+def plan_probes(found: Sequence[Endpoint], request: ProbeRequest
+                ) -> tuple[list[EndpointRecord], list[Target]]:
+    """
+    One record per distinct endpoint (host, port and STARTTLS protocol), in a stable order,
+    and the TLS endpoint targets of those that are probed.
+    """
+    groups: dict[tuple[str, int, str | None], list[Endpoint]] = {}
+    for endpoint in sorted(found, key=lambda e: (e.source, e.host, e.port, e.via, e.origin)):
+        key = (endpoint.host.lower(), endpoint.port, endpoint.starttls)
+        groups.setdefault(key, []).append(endpoint)
+    configured = _configured(request.configured)
+    budget: dict[str, int] = {}
+    records: list[EndpointRecord] = []
+    targets: list[Target] = []
+    for group in groups.values():
+        primary = _primary(group, request.sources)
+        origins = tuple(dict.fromkeys(f"{e.source} {e.via} {e.origin}" for e in group))
+        record = _decide(primary, request, configured, budget)
+        records.append(EndpointRecord(primary, record.probed, record.note,
+                                      record.target.id if record.target else record.target_id,
+                                      origins))
+        if record.target is not None:
+            targets.append(record.target)
+    return records, targets
+
+
+@dataclass(frozen=True)
+class _Decision:
+    note: str
+    probed: bool = False
+    target: Target | None = None
+    """The new TLS target, when the endpoint is probed in this scan's second phase."""
+    target_id: str | None = None
+    """The configured target that already probes the endpoint."""
+
+
+def _primary(group: Sequence[Endpoint], sources: Mapping[str, ProbeEndpointsConfig | None]
+             ) -> Endpoint:
+    """The endpoint of the group to decide on: from an opted-in source where there is one."""
+    return next((e for e in group if sources.get(e.source) is not None), group[0])
+
+
+def _configured(targets: Sequence[Target]) -> dict[tuple[str, int], str]:
+    """(host name, port) to the configured target's id, for the host and the SNI name."""
+    covered: dict[tuple[str, int], str] = {}
+    for target in targets:
+        config = target.config
+        if isinstance(config, TlsEndpointConfig):
+            for name in (config.host, config.server_name):
+                if name:
+                    covered.setdefault((name.lower(), config.port), target.id)
+    return covered
+
+
+def _decide(endpoint: Endpoint, request: ProbeRequest, configured: Mapping[tuple[str, int], str],
+            budget: dict[str, int]) -> _Decision:
+    """Whether one endpoint is probed, and why not."""
+    already = configured.get((endpoint.host.lower(), endpoint.port))
+    if already is not None:
+        return _Decision(f"probed as the configured endpoint {already}", True,
+                         target_id=already)
+    setting = request.sources.get(endpoint.source)
+    reason = _refusal(endpoint, setting, request.tls_checks)
+    if reason is not None or setting is None:
+        return _Decision(f"not probed: {reason}")
+    used = budget.get(endpoint.source, 0)
+    if used >= setting.max_endpoints:
+        return _Decision(f"not probed: {endpoint.source} reached {PROBE_SETTING}.max_endpoints "
+                         f"({setting.max_endpoints})")
+    budget[endpoint.source] = used + 1
+    target = probe_target(endpoint, setting)
+    config = target.config
+    if isinstance(config, TlsEndpointConfig) and \
+            endpoint.address != (through := _join(config.host, config.port)):
+        return _Decision(f"probed through {through} ({PROBE_SETTING}.connect_to)", True, target)
+    return _Decision("probed", True, target)
+
+
+def _refusal(endpoint: Endpoint, setting: ProbeEndpointsConfig | None,
+             tls_checks: bool) -> str | None:
+    """Why an endpoint is not probed, or None when nothing stands in the way."""
+    if not endpoint.tls:
+        return "plaintext by configuration (judged by the configuration checks)"
+    if endpoint.unprobeable:
+        return endpoint.unprobeable
+    if setting is None:
+        return f"probing is off for {endpoint.source} (set {PROBE_SETTING})"
+    if "*" in endpoint.host:
+        return "a wildcard host names no single endpoint"
+    host = endpoint.host.lower()
+    if any(fnmatch.fnmatchcase(host, p.lower()) for p in setting.exclude) or not any(
+            fnmatch.fnmatchcase(host, p.lower()) for p in setting.include):
+        return f"outside {PROBE_SETTING}.include and exclude"
+    if not tls_checks:
+        return "no TLS endpoint check is selected"
+    return None
+
+
+def probe_target(endpoint: Endpoint, setting: ProbeEndpointsConfig) -> Target:
+    """
+    The TLS endpoint target for a discovered endpoint: the host name is what SNI sends and the
+    certificate must match; `connect_to` may send the connection elsewhere.
+    """
+    host, port = _split(setting.connect_to.get(endpoint.address, endpoint.address))
+    zone = setting.zone or endpoint.zone
+    config = TlsEndpointConfig(
+        name=endpoint.address, host=host, port=port, zone=zone,
+        server_name=None if _is_ip(endpoint.host) and host == endpoint.host else endpoint.host,
+        starttls=endpoint.starttls,
+        ca_bundle=setting.ca_bundle if zone == "internal" else None)
+    return Target(TargetKind.TLS_ENDPOINT, f"tls:{endpoint.source}/{endpoint.address}",
+                  endpoint.address, config)
+
+
+def _join(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
