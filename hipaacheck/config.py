@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -63,6 +64,42 @@ class TlsEndpointConfig(_Strict):
     """Opt in to attack-shaped probes (Heartbleed, ROBOT, CCS) for this endpoint."""
 
 
+_ADDRESS = r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"
+
+
+class ProbeEndpointsConfig(_Strict):
+    """
+    Opt-in live TLS probing of the endpoints a source's checks discover (load balancer
+    listeners, Ingress hosts, database addresses). `true` means these defaults.
+    """
+
+    include: list[str] = ["*"]
+    """Glob patterns of the hosts to probe."""
+    exclude: list[str] = []
+    """Glob patterns of hosts never to probe; they win over `include`."""
+    ca_bundle: Path | None = None
+    """The PEM bundle that internal endpoints' chains must verify against."""
+    zone: Literal["internal", "external"] | None = None
+    """Judge every endpoint of the source as this zone, whatever the control plane says (an
+    on-premises cluster whose load balancers are private); by default each endpoint's own."""
+    connect_to: dict[Annotated[str, Field(pattern=_ADDRESS)],
+                     Annotated[str, Field(pattern=_ADDRESS)]] = {}
+    """`host:port` to `address:port`, like curl's `--connect-to`: the probe connects to the
+    address and still sends and verifies the discovered host name (split DNS, a tunnel)."""
+    max_endpoints: int = Field(default=256, ge=1)
+    """At most this many endpoints of the source are probed; the rest are listed."""
+
+
+def _probe_opt_in(value: Any) -> Any:
+    """`probe_endpoints: true` is the defaults, `false` is off."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+ProbeEndpoints = Annotated[ProbeEndpointsConfig | None, BeforeValidator(_probe_opt_in)]
+
+
 class TlsConfig(_Strict):
     """The `tls` section."""
 
@@ -91,6 +128,8 @@ class AwsAccountConfig(_Strict):
     """Glob patterns of the stores (bucket names, DB identifiers, ...) that hold PHI."""
     backup_copy_regions: list[str] = []
     """Regions where copies of PHI backups must exist."""
+    probe_endpoints: ProbeEndpoints = None
+    """Probe the TLS of the endpoints found in this account (off unless set)."""
 
 
 class AwsConfig(_Strict):
@@ -114,6 +153,8 @@ class KubernetesClusterConfig(_Strict):
     """Globs over `namespace/Kind/name` of the workloads that write the audit trail."""
     audit_secrets: list[str] = []
     """`namespace/name` of the Secrets that hold the audit store's credentials."""
+    probe_endpoints: ProbeEndpoints = None
+    """Probe the TLS of the endpoints found in this cluster (off unless set)."""
 
 
 class KubernetesConfig(_Strict):
@@ -170,6 +211,8 @@ class PostgresConfig(_Strict):
     """Tenant column names; empty means the built-in tenant_id, org_id, practice_id, ..."""
     encryption_attestation: EncryptionAttestation | None = None
     """Disk encryption is invisible over SQL; an attestation is reported as attested."""
+    probe_endpoints: ProbeEndpoints = None
+    """Probe the server's TLS (STARTTLS) at the address the connection reaches (off unless set)."""
 
 
 _MiB = 1024 * 1024
