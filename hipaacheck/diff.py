@@ -64,6 +64,10 @@ class ScanDiff:
     targets_vanished: tuple[str, ...] = ()
     checks_added: tuple[str, ...] = ()
     checks_removed: tuple[str, ...] = ()
+    endpoints_appeared: tuple[str, ...] = ()
+    """Addresses of endpoints found in control planes by the newer scan only."""
+    endpoints_vanished: tuple[str, ...] = ()
+    """Found by the older scan only: gone, or in a control plane the newer scan did not read."""
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -71,7 +75,8 @@ class ScanDiff:
         """True when nothing changed."""
         return not any((self.new_failures, self.resolved, self.became_unverified,
                         self.waivers_lapsed, self.status_changes, self.targets_appeared,
-                        self.targets_vanished, self.checks_added, self.checks_removed))
+                        self.targets_vanished, self.checks_added, self.checks_removed,
+                        self.endpoints_appeared, self.endpoints_vanished))
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON form of the diff (schema `hipaacheck.diff/1`)."""
@@ -121,6 +126,8 @@ def diff(old: ScanResult, new: ScanResult, *, old_label: str = "old",
         if bucket:
             buckets[bucket].append(_change(key, before.get(key), after.get(key)))
     old_checks, new_checks = {m.id for m in old.checks}, {m.id for m in new.checks}
+    old_endpoints = {e.endpoint.address for e in old.endpoints}
+    new_endpoints = {e.endpoint.address for e in new.endpoints}
     notes = []
     if old.scope and new.scope and old.scope != new.scope:
         notes.append("The scans have different scopes: they are not runs of the same job.")
@@ -137,7 +144,9 @@ def diff(old: ScanResult, new: ScanResult, *, old_label: str = "old",
         targets_appeared=tuple(sorted(new_targets - old_targets)),
         targets_vanished=tuple(sorted(old_targets - new_targets)),
         checks_added=tuple(sorted(new_checks - old_checks)),
-        checks_removed=tuple(sorted(old_checks - new_checks)), notes=tuple(notes))
+        checks_removed=tuple(sorted(old_checks - new_checks)),
+        endpoints_appeared=tuple(sorted(new_endpoints - old_endpoints)),
+        endpoints_vanished=tuple(sorted(old_endpoints - new_endpoints)), notes=tuple(notes))
 
 
 def _classify(old: Finding | None, new: Finding | None, pair_before: set[Status],
@@ -204,7 +213,9 @@ def print_diff(result: ScanDiff, console: Console, *, limit: int = 50) -> None:
     for title, items in (("Targets appeared", result.targets_appeared),
                          ("Targets vanished", result.targets_vanished),
                          ("Checks added", result.checks_added),
-                         ("Checks removed", result.checks_removed)):
+                         ("Checks removed", result.checks_removed),
+                         ("Endpoints newly found", result.endpoints_appeared),
+                         ("Endpoints no longer found", result.endpoints_vanished)):
         if items:
             console.print(f"[bold]{title}[/bold] ({len(items)}): "
                           + ", ".join(escape(i) for i in items))

@@ -35,6 +35,11 @@ def print_summary(result: ScanResult, console: Console, *, limit: int = 25) -> N
                       *(str(section.counts[s]) for s in view.statuses))
     table.add_row("all", "", *(str(view.counts[s]) for s in view.statuses), style="bold")
     console.print(table)
+    if result.endpoints:
+        probed = sum(r.probed for r in result.endpoints)
+        hint = "" if probed else " (set probe_endpoints on a source to probe its endpoints)"
+        console.print(f"Endpoints found in control planes: {len(result.endpoints)}; "
+                      f"probed live: {probed}{hint}")
     groups = [g for section in view.sections for g in section.groups
               if g.status is not Status.PASS]
     for group in groups[:limit]:

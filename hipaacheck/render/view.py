@@ -19,6 +19,7 @@ from datetime import datetime
 from hipaacheck.exitcodes import verdict
 from hipaacheck.model import (
     CheckMeta,
+    EndpointRecord,
     EvidenceValue,
     Family,
     Finding,
@@ -49,6 +50,40 @@ STORE_LIMIT = 200
 """Rows of the Audit controls table and of the retention map; the rest are counted."""
 ENTRY_LIMIT = 8
 """Values shown in one cell of those tables; the rest are counted (all of them are in the JSON)."""
+ENDPOINT_LIMIT = STORE_LIMIT
+"""Rows of the Discovered endpoints table; the rest are counted (all of them are in the JSON)."""
+
+# The worst status among a probed endpoint's findings: ERROR, then FAIL > WARN > UNVERIFIED >
+# PASS. A probed endpoint with no finding at all ranks just before PASS: nothing judged it.
+ENDPOINT_ORDER = (Status.ERROR, Status.FAIL, Status.WARN, Status.UNVERIFIED, Status.PASS)
+_ENDPOINT_RANK = {s: i for i, s in enumerate(ENDPOINT_ORDER)}
+_PROBED_RANK: dict[Status | None, int] = {
+    **{s: i for i, s in enumerate(ENDPOINT_ORDER[:-1])}, None: len(ENDPOINT_ORDER) - 1,
+    Status.PASS: len(ENDPOINT_ORDER)}
+NO_FINDING = "no finding recorded"
+"""What the Discovered endpoints table says of a probed endpoint whose target has no finding."""
+
+_NOT_PROBED = "not probed: "
+ENDPOINT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^probed$"), "directly"),
+    (re.compile(r"^probed through .*\(probe_endpoints\.connect_to\)$"),
+     "through probe_endpoints.connect_to"),
+    (re.compile(r"^probed as the configured endpoint "), "as a configured TLS endpoint"),
+    (re.compile(r"^not probed: plaintext by configuration"),
+     "plaintext by configuration (judged by the configuration checks)"),
+    (re.compile(r"^not probed: probing is off for "),
+     "probing is off for its source (set probe_endpoints)"),
+    (re.compile(r"^not probed: .+ reached probe_endpoints\.max_endpoints "),
+     "beyond its source's probe_endpoints.max_endpoints"),
+    (re.compile(r"^not probed: outside probe_endpoints\.include and exclude"),
+     "outside probe_endpoints.include and exclude"),
+    (re.compile(r"^not probed: a wildcard host"), "a wildcard host names no single endpoint"),
+    (re.compile(r"^not probed: no TLS endpoint check is selected"),
+     "no TLS endpoint check is selected"),
+)
+"""The notes of `hipaacheck.discovery.plan_probes`, and the class each is counted under: how an
+endpoint was probed, or why it was not. A note none of them matches is counted under its own
+words."""
 
 SYSTEM_METHODS: dict[System, tuple[str, str]] = {
     System.TLS: ("TLS endpoints", (
@@ -353,6 +388,77 @@ class RetentionMap:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where an endpoint was found: the source target, and the resource there that leads to it."""
+
+    source: str
+    resource: str
+    """What the resource is and its name (`ELBv2 listener app/portal/1f2e`)."""
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """
+    One endpoint the scan found in a control plane, and what became of it.
+
+    For a probed endpoint, `status` is the worst status of the findings of its TLS target
+    (`target`) and `checks` every check that judged it, with its status and the anchor of its
+    finding group; `status` is None when no finding names the target (nothing judged it).
+    """
+
+    address: str
+    zone: str
+    via: str
+    origins: tuple[Origin, ...]
+    """Every source and resource that leads to the endpoint, up to `ENTRY_LIMIT`."""
+    origins_more: int
+    probed: bool
+    note: str
+    reason: str
+    """The class the endpoint is counted under (`endpoint_reason`)."""
+    target: str
+    status: Status | None
+    findings: int
+    checks: tuple[Traced, ...]
+    checks_more: int = 0
+
+
+@dataclass(frozen=True)
+class DiscoveredEndpoints:
+    """
+    The Discovered endpoints part of the transmission security section: every endpoint the
+    checks found in control planes, whether it was probed and what its probe found.
+
+    `shown` is False when the section is left out: no endpoint was found and no transmission
+    security check ran. Rows are the `ENDPOINT_LIMIT` most urgent: probed endpoints by worst
+    status, then endpoints not probed, each by address.
+    """
+
+    shown: bool = False
+    standard: Standard = Standard.TRANSMISSION
+    """The section of the report the part belongs under."""
+    rows: tuple[EndpointRow, ...] = ()
+    found: int = 0
+    probed: int = 0
+    not_probed: int = 0
+    probed_by: tuple[Tally, ...] = ()
+    """Probed endpoints per class: directly, as a configured endpoint, through connect_to."""
+    not_probed_by: tuple[Tally, ...] = ()
+    """Endpoints not probed per reason class."""
+    worst: tuple[Tally, ...] = ()
+    """Probed endpoints per worst status of their findings, worst first; `NO_FINDING` last."""
+    more_probed: int = 0
+    """Probed endpoints beyond the rows listed."""
+    more_not_probed: int = 0
+    """Endpoints not probed beyond the rows listed."""
+
+    @property
+    def more(self) -> int:
+        """Endpoints beyond the rows listed."""
+        return self.more_probed + self.more_not_probed
+
+
+@dataclass(frozen=True)
 class ReportView:
     """Everything a report template reads."""
 
@@ -377,6 +483,7 @@ class ReportView:
     waivers: tuple[WaiverUse, ...] = field(default=())
     audit: AuditControls = field(default_factory=AuditControls)
     retention: RetentionMap = field(default_factory=RetentionMap)
+    endpoints: DiscoveredEndpoints = field(default_factory=DiscoveredEndpoints)
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -703,6 +810,105 @@ def _retention(findings: Iterable[Finding]) -> RetentionMap:
                         max(0, len(resources) - STORE_LIMIT))
 
 
+
+def endpoint_reason(record: EndpointRecord) -> str:
+    """
+    The class of what became of one endpoint, its note without the names in it: how it was
+    probed (`directly`), or why it was not (`probing is off for its source ...`).
+
+    A note of a form `ENDPOINT_REASONS` does not know (an endpoint the prober cannot observe, in
+    the discovering check's words) is its own class.
+    """
+    for pattern, label in ENDPOINT_REASONS:
+        if pattern.match(record.note):
+            return label
+    if record.probed:
+        return "directly"
+    return clip(record.note.removeprefix(_NOT_PROBED) or "not probed", 120)
+
+
+def _origins(record: EndpointRecord) -> tuple[Origin, ...]:
+    """The record's origins (`source via origin`), or its endpoint's own when it lists none."""
+    e = record.endpoint
+    origins = record.origins or (f"{e.source} {e.via} {e.origin}",)
+    out = []
+    for text in origins:
+        source, _, resource = text.partition(" ")
+        out.append(Origin(clip(source), clip(resource)))
+    return tuple(dict.fromkeys(out))
+
+
+def _judged(records: Sequence[EndpointRecord], findings: Iterable[Finding]
+            ) -> dict[str, Counter[tuple[str, Status]]]:
+    """Per TLS target of a probed endpoint: its findings counted by check and status."""
+    wanted = {r.target for r in records if r.probed and r.target}
+    judged: dict[str, Counter[tuple[str, Status]]] = {t: Counter() for t in wanted}
+    for f in findings:
+        if f.target in judged:
+            judged[f.target][(f.check_id, f.status)] += 1
+    return judged
+
+
+def _worst(judged: Counter[tuple[str, Status]] | None) -> Status | None:
+    statuses = {status for _, status in judged or ()}
+    return min(statuses, key=_ENDPOINT_RANK.__getitem__) if statuses else None
+
+
+def _endpoint_row(record: EndpointRecord, judged: Counter[tuple[str, Status]] | None
+                  ) -> EndpointRow:
+    e = record.endpoint
+    origins = _origins(record)
+    pairs = sorted(judged or (), key=lambda k: (_ENDPOINT_RANK[k[1]], k[0]))
+    checks = tuple(Traced("", check_id, status, anchor("g", check_id, status.value))
+                   for check_id, status in pairs)
+    return EndpointRow(
+        address=clip(e.address), zone=e.zone, via=clip(e.via), origins=origins[:ENTRY_LIMIT],
+        origins_more=max(0, len(origins) - ENTRY_LIMIT), probed=record.probed,
+        note=clip(record.note), reason=endpoint_reason(record),
+        target=clip(record.target or "") if record.probed else "",
+        status=_worst(judged) if record.probed else None,
+        findings=sum((judged or Counter()).values()) if record.probed else 0,
+        checks=checks[:ENTRY_LIMIT], checks_more=max(0, len(checks) - ENTRY_LIMIT))
+
+
+def _discovered(result: ScanResult) -> DiscoveredEndpoints:
+    """
+    The Discovered endpoints part: counts over every record, rows for the `ENDPOINT_LIMIT` most
+    urgent. Shown when the scan found an endpoint or ran a transmission security check.
+    """
+    records = result.endpoints
+    if not records:
+        return DiscoveredEndpoints(shown=any(m.family is Family.TRANSMISSION
+                                             for m in result.checks))
+    judged = _judged(records, result.findings)
+    worst = {i: _worst(judged.get(r.target or "")) for i, r in enumerate(records) if r.probed}
+
+    def place(i: int) -> tuple[int, int, str, int, str]:
+        e = records[i].endpoint
+        rank = _PROBED_RANK[worst[i]] if i in worst else 0
+        return (0 if i in worst else 1, rank, e.host.lower(), e.port, e.starttls or "")
+
+    kept = heapq.nsmallest(ENDPOINT_LIMIT, range(len(records)), key=place)
+    probed = [r for r in records if r.probed]
+    listed = sum(1 for i in kept if i in worst)
+    return DiscoveredEndpoints(
+        shown=True,
+        rows=tuple(_endpoint_row(records[i], judged.get(records[i].target or "")) for i in kept),
+        found=len(records), probed=len(probed), not_probed=len(records) - len(probed),
+        probed_by=_tallies(Counter(endpoint_reason(r) for r in probed), limit=100)[0],
+        not_probed_by=_tallies(Counter(endpoint_reason(r) for r in records if not r.probed),
+                               limit=100)[0],
+        worst=_worst_tallies(worst.values()), more_probed=len(probed) - listed,
+        more_not_probed=len(records) - len(probed) - (len(kept) - listed))
+
+
+def _worst_tallies(statuses: Iterable[Status | None]) -> tuple[Tally, ...]:
+    """Probed endpoints per worst status, worst first, those with no finding last."""
+    counter = Counter(s.value if s else NO_FINDING for s in statuses)
+    order = [s.value for s in ENDPOINT_ORDER] + [NO_FINDING]
+    return tuple(Tally(value, counter[value]) for value in order if counter[value])
+
+
 def build_view(result: ScanResult, options: ReportOptions | None = None) -> ReportView:
     """Arrange a scan result into sections per standard, with grouped, counted findings."""
     titles = {m.id: m.title for m in result.checks}
@@ -726,4 +932,5 @@ def build_view(result: ScanResult, options: ReportOptions | None = None) -> Repo
         targets=targets, methods=_methods(result.checks), unobserved=unobserved,
         unknown_reasons=reasons, checks=tuple(sorted(result.checks, key=lambda m: m.id)),
         families=families, priorities=_priorities(sections), waivers=_waivers(result.waivers),
-        audit=_audit_controls(result), retention=_retention(result.findings))
+        audit=_audit_controls(result), retention=_retention(result.findings),
+        endpoints=_discovered(result))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from core.scan_builders import finding, meta, nightly, result
 from rich.console import Console
 
 from hipaacheck.diff import diff, print_diff
-from hipaacheck.model import Status
+from hipaacheck.model import Endpoint, EndpointRecord, Status
 
 CHECK = meta("fake.file")
 
@@ -89,3 +90,23 @@ def test_markup_in_resource_names_is_printed_as_text():
     console = Console(record=True, width=200)
     print_diff(diff(old, new), console)
     assert "[bold]x[/bold]" in console.export_text()
+
+
+def test_endpoints_newly_found_and_no_longer_found():
+    # Given two scans whose control planes led to partly different endpoints
+    def found(host: str) -> EndpointRecord:
+        endpoint = Endpoint(host=host, port=443, source="aws:lab", origin=host, via="ELBv2")
+        return EndpointRecord(endpoint, False, "not probed: probing is off for aws:lab")
+    base = result([finding(CHECK, "logs:a", "x", Status.PASS)], ["logs:a"], [CHECK])
+    old = dataclasses.replace(base, endpoints=(found("kept.example"), found("gone.example")))
+    new = dataclasses.replace(base, endpoints=(found("kept.example"), found("new.example")))
+    # When they are compared
+    changes = diff(old, new)
+    # Then each side's own endpoints are named, and the JSON and the text carry them
+    assert changes.endpoints_appeared == ("new.example:443",)
+    assert changes.endpoints_vanished == ("gone.example:443",)
+    assert not changes.empty and diff(old, old).empty
+    assert changes.to_json()["endpoints_vanished"] == ["gone.example:443"]
+    console = Console(record=True, width=200)
+    print_diff(changes, console)
+    assert "Endpoints no longer found (1): gone.example:443" in console.export_text()

@@ -1,14 +1,18 @@
 """
 Fixed scan results for report tests: every status, markup in a resource name, a group of
 repeated findings, a waived finding, waivers in every state, audit store evidence (a
-target-wide finding, a target with no named store, an audit finding that names no store) and
-retention evidence in the shapes the checks emit.
+target-wide finding, a target with no named store, an audit finding that names no store),
+retention evidence in the shapes the checks emit, and endpoints found in control planes (probed
+and passing, probed and failing, probed through connect_to, probing off, plaintext by
+configuration, and one that is a configured endpoint, found by two resources).
 """
 
 from __future__ import annotations
 
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
+    EndpointRecord,
     Family,
     Finding,
     Operation,
@@ -154,10 +158,46 @@ def _waivers() -> tuple[WaiverUse, ...]:
             use("W-9", WaiverState.UNMATCHED, 0))
 
 
+def _endpoint(host: str, port: int, source: str, via: str, origin: str, **kw) -> Endpoint:
+    return Endpoint(host=host, port=port, source=source, origin=origin, via=via, **kw)
+
+
+def endpoint_records() -> tuple[EndpointRecord, ...]:
+    """
+    The endpoints of the sample, as `plan_probes` records them: their TLS targets are the
+    sample's configured endpoints, so each probed one has findings.
+    """
+    portal = _endpoint("portal.example.org", 443, "aws:lab", "ELBv2 listener", "app/portal/0f1e")
+    legacy = _endpoint("legacy.example.org", 443, "aws:lab", "CloudFront distribution",
+                       "E2LEGACY")
+    api = _endpoint("api.internal.example", 8443, "aws:lab", "ELBv2 listener", "app/api/77aa",
+                    zone="internal")
+    web = _endpoint("web.clinic.example", 443, "k8s:lab", "Ingress host", "clinic/web")
+    status = _endpoint("status.example.org", 80, "aws:lab", "ELBv2 listener", "app/portal/0f1e",
+                       tls=False)
+    ep01 = _endpoint("ep-01", 443, "aws:lab", "API Gateway domain", "ep-01")
+    return (
+        EndpointRecord(portal, True, "probed", "tls:ep-00",
+                       ("aws:lab ELBv2 listener app/portal/0f1e",)),
+        EndpointRecord(legacy, True, "probed", "tls:ep-08",
+                       ("aws:lab CloudFront distribution E2LEGACY",
+                        "aws:lab ELBv2 listener app/legacy/19cd")),
+        EndpointRecord(api, True, "probed through 127.0.0.1:8443 (probe_endpoints.connect_to)",
+                       "tls:ep-11", ("aws:lab ELBv2 listener app/api/77aa",)),
+        EndpointRecord(web, False, "not probed: probing is off for k8s:lab (set probe_endpoints)",
+                       None, ("k8s:lab Ingress host clinic/web",)),
+        EndpointRecord(status, False, "not probed: plaintext by configuration (judged by the "
+                       "configuration checks)", None, ("aws:lab ELBv2 listener app/portal/0f1e",)),
+        EndpointRecord(ep01, True, "probed as the configured endpoint tls:ep-01", "tls:ep-01",
+                       ("aws:lab API Gateway domain ep-01", "k8s:lab Ingress host clinic/ep-01")),
+    )
+
+
 def sample_result() -> ScanResult:
     """
-    Five S3 findings (one per status, one named with markup), a dozen TLS findings, and the
-    audit and retention findings of two PostgreSQL databases and the AWS account.
+    Five S3 findings (one per status, one named with markup), a dozen TLS findings, the
+    audit and retention findings of two PostgreSQL databases and the AWS account, and six
+    endpoints found in control planes.
     """
     findings = (
         finding(Status.PASS, "phi-archive", evidence={"algorithm": "aws:kms", "bucket_key": True}),
@@ -175,7 +215,7 @@ def sample_result() -> ScanResult:
         tool_version="0.1.0", organization="Example <Health>", started="2026-12-03T10:00:00+00:00",
         finished="2026-12-03T10:00:05+00:00", config_fingerprint="ab" * 32,
         targets=targets, checks=(META, TLS_META, *AUDIT_METAS), findings=findings, tasks=15,
-        waivers=_waivers())
+        waivers=_waivers(), endpoints=endpoint_records())
 
 
 def without_audit_evidence(result: ScanResult) -> ScanResult:
