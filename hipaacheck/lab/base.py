@@ -24,3 +24,7 @@ class LabPart:
     env: dict[str, str] = field(default_factory=dict)
     stop: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)
+    live_endpoints: dict[str, str] = field(default_factory=dict)
+    """`host:port` that this part's control plane advertises, to the lab TLS server profile
+    (`modern`, `legacy`) that should answer there: the lab starts those servers and points
+    the part's `probe_endpoints.connect_to` at them."""

@@ -309,3 +309,22 @@ def mint_lab_certificates(directory: Path, *, now: datetime | None = None) -> La
     )
     logger.debug("minted lab certificates in %s", directory)
     return certs
+
+
+def mint_named_certificate(directory: Path, name: str, hosts: tuple[str, ...], *,
+                           now: datetime | None = None) -> tuple[ServerCert, Path]:
+    """
+    Mint a CA of its own and one sound leaf for `hosts` into `directory`: the server
+    certificate and the CA bundle that verifies it.
+    """
+    now = now or datetime.now(UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+    root = _make_ca(f"hipaacheck lab {name} root CA", now)
+    issuer = _make_ca(f"hipaacheck lab {name} intermediate CA", now, root)
+    # The subject's common name is the first name, and a CN holds at most 64 characters.
+    names = tuple(sorted(hosts, key=len))
+    cert, key = _make_leaf(issuer, LeafSpec(names=names, addresses=()),
+                           now - timedelta(days=1), now + timedelta(days=365))
+    bundle = directory / f"{name}-ca-bundle.pem"
+    bundle.write_bytes(_pem(root.cert))
+    return _write_server(directory, name, cert, key, (issuer.cert,)), bundle

@@ -43,6 +43,13 @@ LAB_API_VERSION = "lab.hipaacheck.dev/v1"
 """The API group of fixture documents that are not Kubernetes objects (pod logs)."""
 
 FIXTURES = Path(__file__).with_name("fixtures") / "kubernetes"
+LIVE_ENDPOINTS = {
+    "k8s-clinical-intakeap-9c0d1e2f3a-4b5c6d7e8f9a0b1c.elb.us-east-1.amazonaws.com:443": "modern",
+    "portal.clinic.example.com:443": "modern",
+    "api.clinic.example.com:443": "legacy",
+}
+"""Endpoints the fixtures advertise that the lab answers live (see `hipaacheck.lab.discovered`);
+the cluster's `probe_endpoints` includes only these hosts, so the others are listed unprobed."""
 """The lab cluster's objects and pod logs, shipped as package data."""
 
 SERVER_VERSION = {
@@ -952,7 +959,10 @@ def start_kubernetes_lab(workdir: Path) -> LabPart:
         raise LabError(f"cannot write the lab kubeconfig in {workdir} ({type(exc).__name__})"
                        ) from None
     inventory = {"kubernetes": {"clusters": [
-        {"name": "lab", "kubeconfig": str(kubeconfig), "context": "lab"}]}}
+        {"name": "lab", "kubeconfig": str(kubeconfig), "context": "lab",
+         "probe_endpoints": {"zone": "internal",
+                             "include": sorted({a.rpartition(":")[0] for a in LIVE_ENDPOINTS})}}]}}
     notes = [(f"Kubernetes API stand-in at {url} serving {standin.object_count} objects "
               f"(kubeconfig {kubeconfig})")]
-    return LabPart(name="kubernetes", inventory=inventory, stop=standin.stop, notes=notes)
+    return LabPart(name="kubernetes", inventory=inventory, stop=standin.stop, notes=notes,
+                   live_endpoints=dict(LIVE_ENDPOINTS))

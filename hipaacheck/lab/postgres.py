@@ -604,7 +604,7 @@ def lab_inventory(server: PostgresServer, seed: dict[str, str]) -> dict[str, Any
                                           seed["audit_role"], AUDIT_PASSWORD_ENV)}
     return {"postgres": [
         {"name": "clinic-broken", "application": dict(app), "audit": dict(app),
-         "audit_tables": [seed["broken_audit_table"]]},
+         "audit_tables": [seed["broken_audit_table"]], "probe_endpoints": True},
         {"name": "clinic-sound", "application": dict(app), "audit": sound_audit,
          "audit_tables": [seed["sound_audit_table"]]},
         {"name": "clinic-member", "application": dict(app), "audit": member_audit,

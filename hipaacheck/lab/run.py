@@ -19,6 +19,7 @@ import yaml
 
 from hipaacheck.errors import LabError
 from hipaacheck.lab.base import LabPart
+from hipaacheck.lab.discovered import start_discovered_lab
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,13 @@ def start_lab(workdir: Path, organization: str = "hipaacheck lab clinic") -> Lab
     if failures:
         lab.stop()
         raise LabError("the lab could not start: " + "; ".join(failures))
+    try:
+        discovered = start_discovered_lab(workdir / "discovered", parts)
+    except LabError:
+        lab.stop()
+        raise
+    if discovered is not None:
+        parts.append(discovered.part)
     for part in parts:
         _merge(lab.inventory, part.inventory)
         lab.env.update(part.env)
