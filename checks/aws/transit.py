@@ -11,9 +11,13 @@ ELBv2, the load balancer's own policies for classic ELB) rather than a list kept
 ElastiCache, OpenSearch) are rows of tables (`Setting`), read and judged by the same two
 functions.
 
-Findings list the endpoints they discovered (`endpoints`) with `probe: "not probed"`: these checks
-never connect to an endpoint; live probing belongs to the TLS checks. A listing that fails becomes
-one UNVERIFIED finding for its region naming the IAM action, never "there are none".
+These checks never connect to an endpoint. Findings list the endpoints they discovered
+(`endpoints`, with `probe` saying how they are treated), and the checks offer the same endpoints
+to the scan (`Check.endpoints`): load balancer listeners, CloudFront domains and origins, API
+Gateway domains, database, cache and search endpoints. The TLS checks probe them live in a second
+phase, only for accounts whose inventory entry sets `probe_endpoints`. A listing that fails
+becomes one UNVERIFIED finding for its region naming the IAM action, never "there are none",
+and offers no endpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from hipaacheck.clients.aws import AwsSession, classify_error, error_code, pagin
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
     EvidenceValue,
     Fact,
     Family,
@@ -42,6 +47,7 @@ from hipaacheck.model import (
     TargetKind,
     Unknown,
     UnknownReason,
+    Zone,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,8 +55,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CITATIONS = ("164.312(e)(1)", "164.312(e)(2)(i)", "164.312(e)(2)(ii)")
-NOT_PROBED = "not probed"
-"""The `probe` evidence of every finding here: endpoints are discovered, never connected to."""
+PROBE_NOTE = "listed; probed only where the inventory sets probe_endpoints"
+"""The `probe` evidence of every finding here: the endpoints are discovered, never connected to
+by these checks, and offered to the TLS checks' live phase."""
 REGIONS_RESOURCE = "aws:regions"
 ALL_REGIONS = frozenset({"all", "*"})
 GLOBAL_REGION = "us-east-1"
@@ -227,8 +234,34 @@ def judge_regional(make: FindingBuilder[Any], obs: Regional[T], prefix: str, wha
 
 
 def endpoint_evidence(*endpoints: str) -> dict[str, EvidenceValue]:
-    """The discovered-endpoints part of a finding's evidence: listed, and never probed."""
-    return {"endpoints": tuple(e for e in endpoints if e), "probe": NOT_PROBED}
+    """The discovered-endpoints part of a finding's evidence: listed, and offered for probing."""
+    return {"endpoints": tuple(e for e in endpoints if e), "probe": PROBE_NOTE}
+
+
+def offer(target: Target, address: str, origin: str, via: str, *, zone: Zone = "external",
+          tls: bool = True, starttls: Literal["postgres"] | None = None,
+          unprobeable: str | None = None) -> list[Endpoint]:
+    """
+    The endpoint at `address` (`host:port`, as evidence lists it) found in `target` for live
+    probing; none when the address names no port.
+    """
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return []
+    return [Endpoint(host.strip("[]"), int(port), target.id, origin, via, zone, tls, starttls,
+                     unprobeable)]
+
+
+def listed(obs: Regional[T]) -> list[T]:
+    """The resources of every region whose listing succeeded: an unknown listing offers none."""
+    return [item for region in obs.regions if not isinstance(region.items, Unknown)
+            for item in region.items]
+
+
+def says(values: Mapping[str, Observed], key: str, value: str) -> bool:
+    """Whether a setting was observed to be `value`; an unknown or absent one says nothing."""
+    seen = values.get(key)
+    return seen is not None and isinstance(seen.value, str) and seen.value.lower() == value
 
 
 def protocol_problem(protocols: Sequence[str]) -> tuple[Status, str]:
@@ -708,8 +741,9 @@ class ElbTlsPolicy(Check[Regional[LoadBalancer]]):
         "every HTTPS and SSL listener of the classic load balancers in each scanned region, and "
         "resolves its security policy through the API (DescribeSSLPolicies, or the classic "
         "load balancer's own policies) to the protocol versions it accepts. A policy that "
-        "accepts SSL 3.0, TLS 1.0 or TLS 1.1 fails; one without TLS 1.3 warns. The listeners' "
-        "endpoints are listed, not probed.",
+        "accepts SSL 3.0, TLS 1.0 or TLS 1.1 fails; one without TLS 1.3 warns. The endpoints "
+        "of every listener, TLS or not, are listed, and probed live when the inventory sets "
+        "`probe_endpoints` for the source (plaintext ones are listed only).",
         "Attach a policy that accepts TLS 1.2 and 1.3 only, e.g. "
         "ELBSecurityPolicy-TLS13-1-2-2021-06 (modify-listener --ssl-policy). Classic load "
         "balancers cannot offer TLS 1.3: migrate them to an Application or Network Load "
@@ -735,6 +769,26 @@ class ElbTlsPolicy(Check[Regional[LoadBalancer]]):
                     if listener.terminates_tls]
 
         return judge_regional(make, obs, "elb", "load balancers", judge, "TLS listeners")
+
+    def endpoints(self, obs: Regional[LoadBalancer], target: Target) -> Sequence[Endpoint]:
+        """Every listener of every listed load balancer; this check alone offers them."""
+        return [endpoint for lb in listed(obs) if not isinstance(lb.listeners, Unknown)
+                for listener in lb.listeners for endpoint in _listener_endpoint(target, listener)]
+
+
+def _listener_endpoint(target: Target, listener: ElbListener) -> list[Endpoint]:
+    """
+    One listener's endpoint: TLS where the load balancer terminates it, or where a TCP
+    listener on 443 passes the clients' TLS through to the targets.
+    """
+    # NOTE: a TCP listener may forward only to TCP (or TCP_UDP) target groups, so the target
+    # group's protocol never says TLS here; port 443 is the configuration's one sign of it.
+    passthrough = listener.protocol in ("TCP", "TCP_UDP") and \
+        listener.endpoint.endswith(":443")
+    return offer(target, listener.endpoint, listener.resource,
+                 "classic ELB listener" if listener.kind == "classic" else "ELBv2 listener",
+                 zone="internal" if listener.scheme == "internal" else "external",
+                 tls=listener.terminates_tls or passthrough)
 
 
 def _judge_policy(make: FindingBuilder[Any], listener: ElbListener) -> Finding:
@@ -767,7 +821,8 @@ class ElbPlaintextListeners(Check[Regional[LoadBalancer]]):
         "when its default action and every rule redirect to HTTPS; a classic HTTP listener "
         "always forwards plaintext and fails. TCP and UDP listeners pass through whatever the "
         "client sends, which the control plane cannot show: they are UNVERIFIED until probed. "
-        "The listeners' endpoints are listed, not probed.",
+        "The listeners' endpoints are listed, and offered for live probing by "
+        "aws.elb.tls_policy when the inventory sets `probe_endpoints` for the source.",
         "Replace the HTTP listener's default action (and any forwarding rule) with a redirect "
         "to HTTPS on port 443 (HTTP_301), or remove the listener; put TCP services behind a "
         "TLS listener or make sure the service itself speaks TLS.",
@@ -972,6 +1027,20 @@ class CloudFrontOrigin:
     kind: Literal["custom", "s3", "vpc", "unknown"]
     protocol_policy: str | None = None
     ssl_protocols: tuple[str, ...] | None = None
+    http_port: int = 80
+    https_port: int = 443
+    """A custom origin's ports (`HTTPPort`, `HTTPSPort`); S3 origins use 80 and 443."""
+
+    @property
+    def address(self) -> str:
+        """Where CloudFront reaches the origin: its HTTP port for http-only, else HTTPS."""
+        port = self.http_port if self.plaintext else self.https_port
+        return f"{self.domain}:{port}"
+
+    @property
+    def plaintext(self) -> bool:
+        """Whether CloudFront reaches the origin over HTTP only (`http-only`)."""
+        return self.protocol_policy == "http-only"
 
 
 @dataclass(frozen=True)
@@ -985,9 +1054,14 @@ class Distribution:
     behaviors: tuple[CacheBehavior, ...]
     origins: tuple[CloudFrontOrigin, ...]
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The endpoints viewers reach: the distribution's domain and its aliases, on 443."""
+        return tuple(f"{host}:443" for host in (self.domain, *self.aliases))
+
     def evidence(self) -> dict[str, EvidenceValue]:
-        """The distribution's endpoints (its domain and aliases), never probed."""
-        return endpoint_evidence(*(f"{host}:443" for host in (self.domain, *self.aliases)))
+        """The distribution's endpoints (its domain and aliases)."""
+        return endpoint_evidence(*self.addresses)
 
 
 def _behaviors(raw: Mapping[str, Any]) -> tuple[CacheBehavior, ...]:
@@ -1008,12 +1082,18 @@ def _origin(raw: Mapping[str, Any]) -> CloudFrontOrigin:
         protocols = _dig(custom, ("OriginSslProtocols", "Items"))
         return CloudFrontOrigin(origin_id, domain, "custom", custom.get("OriginProtocolPolicy"),
                                 tuple(map(str, protocols)) if isinstance(protocols, list)
-                                else None)
+                                else None, _port(custom.get("HTTPPort"), 80),
+                                _port(custom.get("HTTPSPort"), 443))
     if isinstance(raw.get("S3OriginConfig"), Mapping):
         return CloudFrontOrigin(origin_id, domain, "s3")
     if isinstance(raw.get("VpcOriginConfig"), Mapping):
         return CloudFrontOrigin(origin_id, domain, "vpc")
     return CloudFrontOrigin(origin_id, domain, "unknown")
+
+
+def _port(value: Any, default: int) -> int:
+    """A port number from the API, or `default` when it is absent or not a number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _distribution(raw: Mapping[str, Any]) -> Distribution:
@@ -1071,7 +1151,7 @@ class CloudFrontViewerTls(Check[Fact[tuple[Distribution, ...]]]):
         "protocol policy. The default *.cloudfront.net certificate pins the minimum protocol "
         "to TLSv1 and fails, as does a MinimumProtocolVersion below TLSv1.2_2018 and any "
         "behavior that allows plaintext HTTP (allow-all). The distributions' domains are "
-        "listed, not probed.",
+        "listed, and probed live when the inventory sets `probe_endpoints` for the source.",
         "Attach an ACM certificate for the distribution's alias with security policy "
         "TLSv1.2_2021 or later, and set every cache behavior's viewer protocol policy to "
         "redirect-to-https or https-only.",
@@ -1086,6 +1166,13 @@ class CloudFrontViewerTls(Check[Fact[tuple[Distribution, ...]]]):
         """One finding per distribution."""
         make = self.findings(target)
         return _judge_distributions(make, obs, lambda d: _judge_viewer(make, d))
+
+    def endpoints(self, obs: Fact[tuple[Distribution, ...]], target: Target
+                  ) -> Sequence[Endpoint]:
+        """Every distribution's domain and aliases, on 443."""
+        return [] if isinstance(obs, Unknown) else [
+            endpoint for dist in obs for address in dist.addresses
+            for endpoint in offer(target, address, dist.resource, "CloudFront distribution")]
 
 
 def _judge_viewer(make: FindingBuilder[Any], dist: Distribution) -> Finding:
@@ -1114,7 +1201,8 @@ class CloudFrontOriginTls(Check[Fact[tuple[Distribution, ...]]]):
         "fails, as does match-viewer (or an S3 origin, which follows the viewer too) behind a "
         "behavior that lets viewers use HTTP, and origin SSL protocols that include SSLv3, "
         "TLSv1 or TLSv1.1. VPC origins keep their protocol policy in a separate resource and "
-        "are UNVERIFIED. The origins are listed, not probed.",
+        "are UNVERIFIED. The origins are listed, and probed live when the inventory sets "
+        "`probe_endpoints` for the source (http-only ones are listed only).",
         "Set each custom origin's protocol policy to https-only with origin SSL protocols "
         "TLSv1.2 only, and make the origin serve a certificate CloudFront can verify.",
         CLOUDFRONT_OPERATION)
@@ -1128,6 +1216,15 @@ class CloudFrontOriginTls(Check[Fact[tuple[Distribution, ...]]]):
         """One finding per distribution, naming each origin at fault."""
         make = self.findings(target)
         return _judge_distributions(make, obs, lambda d: _judge_origins(make, d))
+
+    def endpoints(self, obs: Fact[tuple[Distribution, ...]], target: Target
+                  ) -> Sequence[Endpoint]:
+        """Every origin as CloudFront reaches it; VPC origins from inside the VPC."""
+        return [] if isinstance(obs, Unknown) else [
+            endpoint for dist in obs for origin in dist.origins
+            for endpoint in offer(target, origin.address, dist.resource, "CloudFront origin",
+                                  zone="internal" if origin.kind == "vpc" else "external",
+                                  tls=not origin.plaintext)]
 
 
 def _origin_problem(origin: CloudFrontOrigin, behaviors: Sequence[CacheBehavior]
@@ -1153,7 +1250,7 @@ def _origin_problem(origin: CloudFrontOrigin, behaviors: Sequence[CacheBehavior]
 
 def _judge_origins(make: FindingBuilder[Any], dist: Distribution) -> Finding:
     """The origin-side finding for one distribution."""
-    evidence = {**endpoint_evidence(*(f"{o.domain}:443" for o in dist.origins)),
+    evidence = {**endpoint_evidence(*(o.address for o in dist.origins)),
                 "origins": tuple(f"{o.id} ({o.kind}, {o.protocol_policy or 'n/a'})"
                                  for o in dist.origins)}
     problems = [_origin_problem(o, dist.behaviors) for o in dist.origins]
@@ -1194,6 +1291,12 @@ class CustomDomain:
     """`REST` (API Gateway v1) or `HTTP/WebSocket` (v2)."""
     endpoints: tuple[tuple[str, Mapping[str, Observed]], ...]
     """(endpoint type, settings) per endpoint configuration."""
+
+    @property
+    def zone(self) -> Zone:
+        """`internal` when every endpoint configuration is PRIVATE (reached from a VPC)."""
+        types = [t.strip().upper() for kinds, _ in self.endpoints for t in kinds.split(",")]
+        return "internal" if types and all(t == "PRIVATE" for t in types) else "external"
 
 
 def _v1_domain(region: str, raw: Mapping[str, Any]) -> CustomDomain:
@@ -1248,7 +1351,7 @@ class ApiGatewayDomainTls(Check[Regional[CustomDomain]]):
         "Reads the securityPolicy of every custom domain name of REST, HTTP and WebSocket APIs "
         "in each scanned region. TLS_1_0 fails; TLS_1_2 and the TLS 1.2 and 1.3 enhanced "
         "policies pass; a policy name hipaacheck does not know is UNVERIFIED. The domains are "
-        "listed, not probed.",
+        "listed, and probed live when the inventory sets `probe_endpoints` for the source.",
         "Set the domain's security policy to TLS_1_2 or a SecurityPolicy_TLS13_* policy "
         "(update-domain-name --patch-operations op=replace,path=/securityPolicy,value=TLS_1_2).",
         Operation(System.AWS, APIGATEWAY_GET,
@@ -1266,6 +1369,12 @@ class ApiGatewayDomainTls(Check[Regional[CustomDomain]]):
         make = self.findings(target)
         return judge_regional(make, obs, "apigateway", "API Gateway custom domains",
                               lambda domain: [_judge_domain(make, domain)])
+
+    def endpoints(self, obs: Regional[CustomDomain], target: Target) -> Sequence[Endpoint]:
+        """Every custom domain on 443; private ones from inside the VPC."""
+        return [endpoint for domain in listed(obs)
+                for endpoint in offer(target, f"{domain.name}:443", domain.resource,
+                                      "API Gateway custom domain", zone=domain.zone)]
 
 
 def _judge_domain(make: FindingBuilder[Any], domain: CustomDomain) -> Finding:
@@ -1355,6 +1464,8 @@ class DbEndpoint:
     parameter_group: str | None
     apply_status: str | None
     parameters: Mapping[str, Observed]
+    public: bool = False
+    """An instance's `PubliclyAccessible`: its address resolves to a public IP. Clusters: False."""
 
 
 _GROUP_NOT_FOUND = {
@@ -1507,7 +1618,8 @@ def _db_endpoint(account: Account, region: str, raw: Mapping[str, Any],
         resource=str(arn or f"{region}/{name}"), identifier=str(name), kind=kind, engine=engine,
         engine_version=str(raw.get("EngineVersion", "")), endpoints=endpoints,
         parameter_group=group, apply_status=status,
-        parameters=resolve_parameters(account, region, api, group, table) if table else {})
+        parameters=resolve_parameters(account, region, api, group, table) if table else {},
+        public=kind == "instance" and raw.get("PubliclyAccessible") is True)
 
 
 def db_endpoints(account: Account, region: str) -> Fact[tuple[DbEndpoint, ...]]:
@@ -1549,7 +1661,9 @@ class RdsTransportTls(Check[Regional[DbEndpoint]]):
         "rds.tls11 (SQL Server), tls (DocumentDB). A parameter the group leaves unset takes "
         "the engine default RDS reports for the group's family, then the engine's built-in "
         "default. Oracle keeps TLS in option groups and is UNVERIFIED. The database endpoints "
-        "are listed, not probed.",
+        "are listed, and probed live when the inventory sets `probe_endpoints` for the source "
+        "(PostgreSQL through its STARTTLS; engines whose TLS negotiation the prober does not "
+        "speak are listed only).",
         "Use a custom parameter group with rds.force_ssl=1 (or require_secure_transport=ON, "
         "tls=enabled) and a minimum protocol of TLSv1.2, attach it to the instance or cluster, "
         "and make the clients verify the server (sslmode=verify-full with the RDS CA bundle).",
@@ -1576,6 +1690,32 @@ class RdsTransportTls(Check[Regional[DbEndpoint]]):
         make = self.findings(target)
         return judge_regional(make, obs, "rds", "DB instances or clusters",
                               lambda db: [_judge_db(make, db)])
+
+    def endpoints(self, obs: Regional[DbEndpoint], target: Target) -> Sequence[Endpoint]:
+        """Every address of every listed instance and cluster."""
+        return [endpoint for db in listed(obs) for endpoint in _db_endpoints(target, db)]
+
+
+POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
+"""Engines whose TLS starts with PostgreSQL's SSLRequest, which the prober speaks."""
+DIRECT_TLS_ENGINES = ("docdb", "neptune")
+"""Engines whose clients start TLS on the first byte (DocumentDB, Neptune's HTTPS)."""
+
+
+def _db_endpoints(target: Target, db: DbEndpoint) -> list[Endpoint]:
+    """
+    A database's addresses: PostgreSQL's probed through its STARTTLS, DocumentDB's and
+    Neptune's as plain TLS; MySQL, MariaDB, SQL Server and Oracle negotiate TLS inside their
+    own protocols, which the prober does not speak.
+    """
+    postgres = db.engine.startswith(POSTGRES_ENGINES)
+    beyond = None if postgres or db.engine.startswith(DIRECT_TLS_ENGINES) else (
+        f"the prober does not speak {db.engine or 'the engine'}'s TLS negotiation")
+    return [endpoint for address in db.endpoints for endpoint in offer(
+        target, address, db.resource, f"RDS {db.kind}",
+        zone="external" if db.public else "internal",
+        tls=not says(db.parameters, "tls", "disabled"),
+        starttls="postgres" if postgres else None, unprobeable=beyond)]
 
 
 def _judge_db(make: FindingBuilder[Any], db: DbEndpoint) -> Finding:
@@ -1680,7 +1820,8 @@ class ElastiCacheTransitEncryption(Check[Regional[Cache]]):
         "Reads TransitEncryptionEnabled and TransitEncryptionMode of every replication group "
         "and standalone cache cluster in each scanned region. Transit encryption off fails "
         "(the default), and so does mode `preferred`, which still accepts plaintext clients. "
-        "The cache endpoints are listed, not probed.",
+        "The cache endpoints are listed, and probed live when the inventory sets "
+        "`probe_endpoints` for the source (those without transit encryption are listed only).",
         "Enable transit encryption (modify-replication-group --transit-encryption-enabled "
         "with --transit-encryption-mode preferred, move every client to TLS, then set the mode "
         "to required); Memcached clusters must be re-created with it.",
@@ -1702,6 +1843,13 @@ class ElastiCacheTransitEncryption(Check[Regional[Cache]]):
                              {"kind": cache.kind, "engine": cache.engine,
                               **endpoint_evidence(*cache.endpoints)},
                              f"{cache.kind.capitalize()} {cache.name}")])
+
+    def endpoints(self, obs: Regional[Cache], target: Target) -> Sequence[Endpoint]:
+        """Every cache endpoint; TLS unless transit encryption was observed to be off."""
+        return [endpoint for cache in listed(obs) for address in cache.endpoints
+                for endpoint in offer(target, address, cache.resource, "ElastiCache",
+                                      zone="internal",
+                                      tls=not says(cache.settings, "transit_encryption", "false"))]
 
 
 # --- OpenSearch: HTTPS, TLS policy and node-to-node encryption -------------------------------
@@ -1734,14 +1882,17 @@ class SearchDomain:
     engine_version: str
     endpoints: tuple[str, ...]
     settings: Mapping[str, Observed]
+    vpc_endpoints: tuple[str, ...] = ()
+    """Those of `endpoints` reached from inside a VPC (`Endpoints` rather than `Endpoint`)."""
 
 
 def _search_domain(raw: Mapping[str, Any]) -> SearchDomain:
-    hosts = [raw.get("Endpoint"), *(raw.get("Endpoints") or {}).values()]
+    vpc = tuple(f"{h}:443" for h in (raw.get("Endpoints") or {}).values() if h)
+    public = (f"{raw['Endpoint']}:443",) if raw.get("Endpoint") else ()
     return SearchDomain(
         str(raw.get("ARN") or raw.get("DomainName", "")), str(raw.get("DomainName", "")),
-        str(raw.get("EngineVersion", "")), tuple(f"{h}:443" for h in hosts if h),
-        read_settings(raw, SEARCH_SETTINGS, "DescribeDomains"))
+        str(raw.get("EngineVersion", "")), public + vpc,
+        read_settings(raw, SEARCH_SETTINGS, "DescribeDomains"), vpc)
 
 
 def search_domains(account: Account, region: str) -> Fact[tuple[SearchDomain, ...]]:
@@ -1776,7 +1927,8 @@ class OpenSearchTransit(Check[Regional[SearchDomain]]):
         "Reads DomainEndpointOptions (EnforceHTTPS, TLSSecurityPolicy) and "
         "NodeToNodeEncryptionOptions of every OpenSearch and Elasticsearch domain in each "
         "scanned region. HTTPS not enforced, the Policy-Min-TLS-1-0-2019-07 policy and "
-        "node-to-node encryption off each fail. The domain endpoints are listed, not probed.",
+        "node-to-node encryption off each fail. The domain endpoints are listed, and probed "
+        "live when the inventory sets `probe_endpoints` for the source.",
         "Update the domain config: EnforceHTTPS=true with TLSSecurityPolicy "
         "Policy-Min-TLS-1-2-PFS-2023-10, and NodeToNodeEncryptionOptions Enabled=true "
         "(requires OpenSearch or Elasticsearch 6.7 or later).",
@@ -1799,6 +1951,13 @@ class OpenSearchTransit(Check[Regional[SearchDomain]]):
                              {"engine_version": domain.engine_version,
                               **endpoint_evidence(*domain.endpoints)},
                              f"Domain {domain.name}")])
+
+    def endpoints(self, obs: Regional[SearchDomain], target: Target) -> Sequence[Endpoint]:
+        """Every domain endpoint on 443; VPC endpoints from inside the VPC."""
+        return [endpoint for domain in listed(obs) for address in domain.endpoints
+                for endpoint in offer(target, address, domain.resource, "OpenSearch domain",
+                                      zone="internal" if address in domain.vpc_endpoints
+                                      else "external")]
 
 
 CHECKS: tuple[type[Check[Any]], ...] = (

@@ -11,8 +11,11 @@ Secret is named by its Secret and key (from the workloads' `secretKeyRef`s) and 
 A custom resource type the cluster does not serve (no Istio, Linkerd or Gateway API CRD) is
 UNVERIFIED with reason `not_supported`, never FAIL and never PASS.
 
-Findings list the endpoints they discovered with `probe: "not probed"`: these checks never
-connect to a workload; live probing belongs to the TLS checks.
+These checks never connect to a workload. Findings list the endpoints they discovered (with
+`probe` saying how they are treated), and the edge checks offer them to the scan
+(`Check.endpoints`): Ingress hosts, LoadBalancer Service addresses and Gateway listeners. The TLS
+checks probe them live in a second phase, only for clusters whose inventory entry sets
+`probe_endpoints`; plaintext ones are listed, never probed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from hipaacheck.clients.kubernetes import API_ERRORS, classify_api_error, list_a
 from hipaacheck.config import KubernetesClusterConfig
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
     EvidenceValue,
     Fact,
     Family,
@@ -51,6 +55,7 @@ from hipaacheck.model import (
     TargetKind,
     Unknown,
     UnknownReason,
+    Zone,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,7 +65,8 @@ Obj = Mapping[str, Any]
 """A Kubernetes object as the API serialises it (camelCase keys)."""
 
 CITATIONS = ("164.312(e)(1)", "164.312(e)(2)(i)", "164.312(e)(2)(ii)")
-NOT_PROBED = "not probed"
+PROBE_NOTE = "listed; probed only where the inventory sets probe_endpoints"
+"""The `probe` evidence of the findings whose endpoints are offered for live probing."""
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 """Namespaces judged only when the inventory names them."""
 
@@ -185,9 +191,9 @@ def _items(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def endpoint_evidence(*endpoints: str) -> dict[str, EvidenceValue]:
-    """The discovered-endpoints part of a finding's evidence: listed, and never probed."""
-    return {"endpoints": tuple(dict.fromkeys(e for e in endpoints if e)), "probe": NOT_PROBED}
+def endpoint_evidence(*endpoints: str, probe: str = PROBE_NOTE) -> dict[str, EvidenceValue]:
+    """The discovered-endpoints part of a finding's evidence, and how they are treated."""
+    return {"endpoints": tuple(dict.fromkeys(e for e in endpoints if e)), "probe": probe}
 
 
 def _load_balancer_hosts(obj: Obj) -> list[str]:
@@ -226,13 +232,15 @@ ALB_SSL_REDIRECT = "alb.ingress.kubernetes.io/ssl-redirect"
 ALB_CERTIFICATE = "alb.ingress.kubernetes.io/certificate-arn"
 ALB_BACKEND = "alb.ingress.kubernetes.io/backend-protocol"
 ALB_SSL_POLICY = "alb.ingress.kubernetes.io/ssl-policy"
+ALB_SCHEME = "alb.ingress.kubernetes.io/scheme"
 NGINX_SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
 NGINX_FORCE_REDIRECT = "nginx.ingress.kubernetes.io/force-ssl-redirect"
 NGINX_BACKEND = "nginx.ingress.kubernetes.io/backend-protocol"
 NGINX_VERIFY = "nginx.ingress.kubernetes.io/proxy-ssl-verify"
 NGINX_VERIFY_SECRET = "nginx.ingress.kubernetes.io/proxy-ssl-secret"
 _INGRESS_ANNOTATIONS = (ALB_LISTEN_PORTS, ALB_SSL_REDIRECT, ALB_BACKEND, ALB_SSL_POLICY,
-                        NGINX_SSL_REDIRECT, NGINX_FORCE_REDIRECT, NGINX_BACKEND, NGINX_VERIFY)
+                        ALB_SCHEME, NGINX_SSL_REDIRECT, NGINX_FORCE_REDIRECT, NGINX_BACKEND,
+                        NGINX_VERIFY)
 _CONTROLLERS = {"ingress.k8s.aws/alb": "alb", "k8s.io/ingress-nginx": "nginx"}
 _DEFAULT_CLASS = "ingressclass.kubernetes.io/is-default-class"
 _LEGACY_CLASS = "kubernetes.io/ingress.class"
@@ -255,18 +263,25 @@ class IngressFacts:
     annotations: Mapping[str, str]
     certificate_annotation: bool
     verify_secret: bool
-    endpoints: tuple[str, ...]
+    addresses: tuple[str, ...]
+    """The hostnames and IPs the Ingress's status says its load balancer is reached at."""
 
     @property
     def resource(self) -> str:
         """The finding resource: `ingress/<namespace>/<name>`."""
         return f"ingress/{self.namespace}/{self.name}"
 
+    @property
+    def zone(self) -> Zone:
+        """`internal` for an ALB the controller creates with scheme internal; else external."""
+        internal = self.controller == "alb" and self.annotations.get(ALB_SCHEME) == "internal"
+        return "internal" if internal else "external"
+
     def evidence(self) -> dict[str, EvidenceValue]:
         """What every Ingress finding shows."""
         return {"controller": self.controller, "ingress_class": self.class_name,
-                "hosts": self.hosts, "tls_hosts": self.tls_hosts,
-                **endpoint_evidence(*self.endpoints)}
+                "hosts": self.hosts, "tls_hosts": self.tls_hosts, "addresses": self.addresses,
+                **endpoint_evidence(*(f"{h}:{p}" for h, p, _ in ingress_endpoints(self)))}
 
 
 def _ingress_controllers(classes: Fact[tuple[Obj, ...]]) -> tuple[dict[str, Controller],
@@ -315,7 +330,7 @@ def ingress_facts(obj: Obj, classes: Mapping[str, Controller], default: str | No
         annotations={k: annotations[k] for k in _INGRESS_ANNOTATIONS if k in annotations},
         certificate_annotation=bool(annotations.get(ALB_CERTIFICATE)),
         verify_secret=bool(annotations.get(NGINX_VERIFY_SECRET)),
-        endpoints=tuple(f"{h}:443" for h in _load_balancer_hosts(obj)))
+        addresses=tuple(_load_balancer_hosts(obj)))
 
 
 def ingresses(cluster: Cluster) -> Fact[tuple[IngressFacts, ...]]:
@@ -363,6 +378,25 @@ def _alb_ports(ing: IngressFacts) -> list[tuple[str, int]] | Unknown:
     except (ValueError, TypeError, AttributeError):
         return Unknown(UnknownReason.UNPARSEABLE, "the listen-ports annotation is not the "
                        "JSON list the AWS Load Balancer Controller expects")
+
+
+def ingress_endpoints(ing: IngressFacts) -> list[tuple[str, int, bool]]:
+    """
+    (host, port, TLS) of every endpoint an Ingress serves. Each rule's host is the name its
+    certificate must match; a rule without a host (`*`) is reached at the load balancer's
+    addresses. A host with a TLS entry is served on 443 over TLS, one without on 80 in
+    plaintext; an ALB serves every host on the listeners its listen-ports name.
+    """
+    names = list(dict.fromkeys(ing.hosts))
+    if "*" in names or not names:
+        names += [a for a in ing.addresses if a not in names]
+    ports = _alb_ports(ing) if ing.controller == "alb" else None
+    if isinstance(ports, list):
+        return [(name, port, proto == "HTTPS") for name in names for proto, port in ports]
+    catch_all = _covered("*", ing.tls_hosts)
+    secure = [_covered(name, ing.tls_hosts) or (catch_all and name in ing.addresses)
+              for name in names]
+    return [(name, 443, True) if tls else (name, 80, False) for name, tls in zip(names, secure)]
 
 
 def _alb_frontend(ing: IngressFacts) -> Verdict:
@@ -473,7 +507,8 @@ class IngressTls(Check[Fact[tuple[IngressFacts, ...]]]):
         "Balancer Controller the listen-ports and ssl-redirect annotations decide (plaintext "
         "HTTP without a redirect fails); for ingress-nginx ssl-redirect: false fails. Other "
         "controllers' plaintext behaviour is not in the object and is UNVERIFIED. The "
-        "Ingresses' addresses are listed, not probed.",
+        "Ingresses' hosts are listed, and probed live when the inventory sets "
+        "`probe_endpoints` for the source (plaintext ones are listed only).",
         "Add a TLS entry (or an ACM certificate) for every host; for ALB Ingresses listen on "
         "HTTPS 443 and set alb.ingress.kubernetes.io/ssl-redirect: '443'; for ingress-nginx "
         "remove ssl-redirect: 'false'.",
@@ -494,6 +529,13 @@ class IngressTls(Check[Fact[tuple[IngressFacts, ...]]]):
             "ssl_redirect": ing.annotations.get(
                 ALB_SSL_REDIRECT if ing.controller == "alb" else NGINX_SSL_REDIRECT,
                 "controller default")})
+
+    def endpoints(self, obs: Fact[tuple[IngressFacts, ...]], target: Target
+                  ) -> Sequence[Endpoint]:
+        """Every host of every listed Ingress; the backend check judges the same, offers none."""
+        return [] if isinstance(obs, Unknown) else [
+            Endpoint(host, port, target.id, ing.resource, "Ingress", ing.zone, tls)
+            for ing in obs for host, port, tls in ingress_endpoints(ing)]
 
 
 class IngressBackendTls(Check[Fact[tuple[IngressFacts, ...]]]):
@@ -534,6 +576,8 @@ AWS_SSL_CERT = AWS_LB + "ssl-cert"
 AWS_SSL_PORTS = AWS_LB + "ssl-ports"
 AWS_BACKEND = AWS_LB + "backend-protocol"
 AWS_NEGOTIATION = AWS_LB + "ssl-negotiation-policy"
+AWS_INTERNAL = AWS_LB + "internal"
+AWS_SCHEME = AWS_LB + "scheme"
 _HTTP_PORT_NAMES = frozenset({"http", "http-alt", "web"})
 
 
@@ -551,6 +595,11 @@ class ServicePort:
         return (self.name.lower() in _HTTP_PORT_NAMES or (self.app_protocol or "").lower() ==
                 "http" or self.port in (80, 8080))
 
+    @property
+    def looks_postgres(self) -> bool:
+        """Whether the port is numbered, named or declared (appProtocol) as PostgreSQL."""
+        return self.port == 5432 or "postgres" in f"{self.name} {self.app_protocol}".lower()
+
 
 @dataclass(frozen=True)
 class LoadBalancerService:
@@ -566,6 +615,8 @@ class LoadBalancerService:
     negotiation_policy: str | None
     aws_annotations: bool
     hosts: tuple[str, ...]
+    internal: bool = False
+    """Whether the AWS annotations make the load balancer internal (scheme or `internal`)."""
 
     @property
     def resource(self) -> str:
@@ -600,7 +651,9 @@ def load_balancer_services(cluster: Cluster) -> Fact[tuple[LoadBalancerService, 
             certificate=bool(ann.get(AWS_SSL_CERT)), ssl_ports=ann.get(AWS_SSL_PORTS),
             backend_protocol=ann.get(AWS_BACKEND), negotiation_policy=ann.get(AWS_NEGOTIATION),
             aws_annotations=any(k.startswith(AWS_LB) for k in ann),
-            hosts=tuple(_load_balancer_hosts(obj))))
+            hosts=tuple(_load_balancer_hosts(obj)),
+            internal=ann.get(AWS_SCHEME, "").lower() == "internal"
+            or ann.get(AWS_INTERNAL, "").lower() in ("true", "0.0.0.0/0")))
     return tuple(found)
 
 
@@ -644,7 +697,9 @@ class LoadBalancerServiceTls(Check[Fact[tuple[LoadBalancerService, ...]]]):
         "serves HTTP fails, and so does TLS decrypted at the load balancer and forwarded as "
         "plaintext (backend-protocol tcp or http, or unset). Other ports pass through whatever "
         "the pods speak and are UNVERIFIED until probed. The load balancers' addresses are "
-        "listed, not probed; the negotiation policy is judged on the load balancer itself.",
+        "listed, and probed live when the inventory sets `probe_endpoints` for the source "
+        "(plaintext HTTP ports are listed only); the negotiation policy is judged on the load "
+        "balancer itself.",
         "Set service.beta.kubernetes.io/aws-load-balancer-ssl-cert with ssl-ports covering "
         "every port, backend-protocol ssl (or https), and an ssl-negotiation-policy such as "
         "ELBSecurityPolicy-TLS13-1-2-2021-06; serve TLS from the pods.",
@@ -668,6 +723,26 @@ class LoadBalancerServiceTls(Check[Fact[tuple[LoadBalancerService, ...]]]):
                                  f"Service {svc.namespace}/{svc.name}", _service_evidence(svc))
                 for svc in obs]
 
+    def endpoints(self, obs: Fact[tuple[LoadBalancerService, ...]], target: Target
+                  ) -> Sequence[Endpoint]:
+        """Every status address of every listed LoadBalancer Service, on each of its ports."""
+        return [] if isinstance(obs, Unknown) else [
+            endpoint for svc in obs for endpoint in _service_endpoints(target, svc)]
+
+
+def _service_endpoints(target: Target, svc: LoadBalancerService) -> list[Endpoint]:
+    """
+    One Service's endpoints: TLS where the load balancer terminates it or the port is not
+    plaintext HTTP (the pods may speak TLS; the probe tells). A PostgreSQL port the load
+    balancer passes through is probed through PostgreSQL's STARTTLS.
+    """
+    zone: Zone = "internal" if svc.internal else "external"
+    return [Endpoint(host, port.port, target.id, svc.resource, "LoadBalancer Service", zone,
+                     tls=svc.is_tls(port) or not port.looks_http,
+                     starttls="postgres" if port.looks_postgres and not svc.is_tls(port)
+                     else None)
+            for host in svc.hosts for port in svc.ports if port.port > 0]
+
 
 def _service_evidence(svc: LoadBalancerService) -> dict[str, EvidenceValue]:
     ports = tuple(f"{p.port}/{'tls' if svc.is_tls(p) else 'plain'}" for p in svc.ports)
@@ -681,6 +756,8 @@ def _service_evidence(svc: LoadBalancerService) -> dict[str, EvidenceValue]:
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_VERSIONS = ("v1", "v1beta1")
+PLAINTEXT_LISTENERS = frozenset({"HTTP", "TCP", "UDP"})
+"""Listener protocols on which the Gateway itself does not carry TLS."""
 
 
 @dataclass(frozen=True)
@@ -792,8 +869,9 @@ class GatewayListenerTls(Check[Fact[tuple[GatewayListener, ...]]]):
         "Reads every Gateway (gateway.networking.k8s.io) in scope and the HTTPRoutes attached "
         "to its listeners. An HTTP listener with a route that does not redirect to https fails; "
         "TCP and UDP listeners are UNVERIFIED until probed. Without the Gateway API CRDs the "
-        "check says so (UNVERIFIED, not supported). The listeners' addresses are listed, not "
-        "probed.",
+        "check says so (UNVERIFIED, not supported). The listeners' addresses are listed, and "
+        "probed live when the inventory sets `probe_endpoints` for the source (HTTP, TCP and "
+        "UDP listeners are listed only).",
         "Serve PHI on HTTPS listeners only; give HTTP listeners a single HTTPRoute whose rules "
         "use a RequestRedirect filter with scheme https.",
         _op(NEEDS_GATEWAYS, "read each Gateway's listeners"),
@@ -817,6 +895,14 @@ class GatewayListenerTls(Check[Fact[tuple[GatewayListener, ...]]]):
                                  {"protocol": listener.protocol, "tls_mode": listener.tls_mode,
                                   **endpoint_evidence(*listener.endpoints)})
                 for listener in obs]
+
+    def endpoints(self, obs: Fact[tuple[GatewayListener, ...]], target: Target
+                  ) -> Sequence[Endpoint]:
+        """Every address of every listed listener; TLS unless it is HTTP, TCP or UDP."""
+        return [] if isinstance(obs, Unknown) else [
+            Endpoint(address.rpartition(":")[0], listener.port, target.id, listener.resource,
+                     "Gateway listener", tls=listener.protocol not in PLAINTEXT_LISTENERS)
+            for listener in obs if listener.port > 0 for address in listener.endpoints]
 
 
 # --- namespaces and workloads, shared by the mesh checks ---------------------------------------
@@ -1145,12 +1231,16 @@ class IstioDestinationRuleTls(Check[Fact[tuple[DestinationRuleFacts, ...]]]):
 
 def _judge_rule(make: FindingBuilder[Any], rule: DestinationRuleFacts) -> Finding:
     evidence: dict[str, EvidenceValue] = {"host": rule.host, "tls_settings": rule.tls_settings,
-                                          **endpoint_evidence(rule.host)}
+                                          **endpoint_evidence(rule.host, probe=RULE_HOST_NOTE)}
     subject = f"DestinationRule {rule.namespace}/{rule.name}"
     if rule.problems:
         return make.failed(rule.resource, f"{subject}: {'; '.join(rule.problems)}.",
                            evidence=evidence)
     return make.passed(rule.resource, f"{subject} keeps TLS on and verified.", evidence=evidence)
+
+
+RULE_HOST_NOTE = "listed, not probed: a DestinationRule names a host, not a port"
+"""The `probe` evidence of DestinationRule findings, whose hosts are not offered for probing."""
 
 
 # --- Linkerd: the default inbound policy -------------------------------------------------------

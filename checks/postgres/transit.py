@@ -8,8 +8,10 @@ The server checks read `pg_catalog.pg_settings`, `pg_catalog.pg_hba_file_rules`,
 `pg_catalog.pg_stat_activity` and `pg_catalog.pg_stat_ssl` through read-only sessions, once per
 distinct server of a target (the application's, and the audit store's when it is elsewhere).
 Evidence holds counts, line numbers, setting values and `user@host:port/db` labels, never a
-conninfo, a password or a client's address. The server is not probed with a handshake here;
-live probing of the endpoints belongs to the TLS checks (`probe: "not probed"`).
+conninfo, a password or a client's address. No check here makes a TLS handshake: the server
+check offers each server's `host:port` to the scan (`Check.endpoints`), and the TLS checks
+probe it live, through PostgreSQL's STARTTLS, only for targets whose inventory entry sets
+`probe_endpoints`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hipaacheck.clients.postgres import (
 from hipaacheck.config import PostgresConfig, PostgresConnection
 from hipaacheck.model import (
     CheckMeta,
+    Endpoint,
     EvidenceValue,
     Fact,
     Family,
@@ -52,7 +55,10 @@ from hipaacheck.model import (
 logger = logging.getLogger(__name__)
 
 CITATIONS = ("164.312(e)(1)", "164.312(e)(2)(i)", "164.312(e)(2)(ii)")
-NOT_PROBED = "not probed"
+PROBE_NOTE = "listed; probed only where the inventory sets probe_endpoints"
+"""The `probe` evidence of the server findings: the endpoint is offered for live probing."""
+NO_ADDRESS_NOTE = "listed, not probed: no TCP address (a Unix socket or libpq's default host)"
+"""The `probe` evidence of a server reached by no `host:port` that could be probed."""
 WEAK_PROTOCOLS = frozenset({"TLSv1", "TLSv1.1"})
 SETTINGS_VIEW = "pg_catalog.pg_settings"
 HBA_VIEW = "pg_catalog.pg_hba_file_rules"
@@ -243,9 +249,30 @@ class ServerFacts:
         """The finding resource: `server:<host:port>`."""
         return f"server:{self.label}"
 
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """
+        The server's TCP host and port; None for a Unix socket, several hosts, or a host or
+        port the conninfo leaves to libpq's defaults (`?`).
+        """
+        host, _, port = self.label.rpartition(":")
+        if not host or host == "?" or host.startswith(("/", "@")) or "," in host \
+                or not port.isdigit():
+            return None
+        return host.strip("[]"), int(port)
+
     def evidence(self) -> dict[str, EvidenceValue]:
-        """The server's endpoint, listed and not probed, and the connections that reach it."""
-        return {"connections": self.roles, "endpoints": (self.label,), "probe": NOT_PROBED}
+        """The server's endpoint, how it is probed, and the connections that reach it."""
+        return {"connections": self.roles, "endpoints": (self.label,),
+                "probe": PROBE_NOTE if self.address else NO_ADDRESS_NOTE}
+
+    def endpoint(self, target: Target) -> list[Endpoint]:
+        """The server's address, probed through STARTTLS; with `ssl = off` it is plaintext."""
+        if self.address is None:
+            return []
+        host, port = self.address
+        return [Endpoint(host, port, target.id, target.name, "PostgreSQL server", "internal",
+                         tls=self.ssl != "off", starttls="postgres")]
 
 
 _SETTINGS_SQL = ("SELECT name, setting FROM pg_catalog.pg_settings "
@@ -381,7 +408,8 @@ class ServerTls(_ServerCheck):
         "postgres.transit.server_tls", "PostgreSQL serves TLS 1.2 or later", Severity.HIGH,
         "Reads ssl and ssl_min_protocol_version from pg_settings on each distinct server of "
         "the target. ssl off (every connection is plaintext) fails, as does a minimum protocol "
-        "of TLSv1 or TLSv1.1. The server's endpoint is listed, not probed.",
+        "of TLSv1 or TLSv1.1. The server's endpoint is listed, and probed live (STARTTLS) "
+        "when the inventory sets `probe_endpoints` for the source.",
         "Set ssl = on with a certificate from a CA the clients trust (ssl_cert_file, "
         "ssl_key_file) and ssl_min_protocol_version = 'TLSv1.2' in postgresql.conf, then "
         "reload.",
@@ -405,6 +433,10 @@ class ServerTls(_ServerCheck):
                                evidence=evidence)
         return make.passed(server.resource, f"Server {server.label} offers TLS with minimum "
                            f"{server.min_protocol}.", evidence=evidence)
+
+    def endpoints(self, obs: tuple[ServerFacts, ...], target: Target) -> Sequence[Endpoint]:
+        """Each distinct server's address; this check alone offers it."""
+        return [endpoint for server in obs for endpoint in server.endpoint(target)]
 
 
 def _non_local(line: HbaLine) -> bool:

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from hipaacheck.check import Check, CheckContext
 from hipaacheck.checks.aws.transit import (
     CHECKS,
-    NOT_PROBED,
+    PROBE_NOTE,
     ApiGatewayDomainTls,
     CloudFrontOriginTls,
     CloudFrontViewerTls,
@@ -30,7 +30,7 @@ from hipaacheck.checks.aws.transit import (
 )
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.lab.aws import LabCredentials
-from hipaacheck.model import Finding, Status, Target, TargetKind, UnknownReason
+from hipaacheck.model import Endpoint, Finding, Status, Target, TargetKind, UnknownReason
 
 from .conftest import DENIED_MESSAGE, FaultProxy, aws_target, new_ctx
 
@@ -76,6 +76,9 @@ def _seed_elb(creds: LabCredentials, url: str) -> None:
     listen(db["LoadBalancerArn"], "TLS", 5432, [{"Type": "forward", "TargetGroupArn": tls_fed}],
            "ELBSecurityPolicy-TLS-1-2-2017-01")
     listen(db["LoadBalancerArn"], "TCP", 6379,
+           [{"Type": "forward", "TargetGroupArn": passthrough}])
+    # TLS passed through to the targets, which terminate it themselves.
+    listen(db["LoadBalancerArn"], "TCP", 443,
            [{"Type": "forward", "TargetGroupArn": passthrough}])
     _seed_classic(creds, url, cert)
 
@@ -135,6 +138,9 @@ def _seed_edge(creds: LabCredentials, url: str) -> None:
     rest.create_domain_name(domainName="api.clinic.example", regionalCertificateArn=cert,
                             endpointConfiguration={"types": ["REGIONAL"]},
                             securityPolicy="TLS_1_2")
+    rest.create_domain_name(domainName="private.clinic.example", certificateArn=cert,
+                            endpointConfiguration={"types": ["PRIVATE"]},
+                            securityPolicy="TLS_1_2")
     creds.client("apigatewayv2", REGION, url).create_domain_name(
         DomainName="ws.clinic.example", DomainNameConfigurations=[
             {"CertificateArn": cert, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}])
@@ -154,11 +160,11 @@ def _seed_rds(creds: LabCredentials, url: str) -> None:
              "ApplyMethod": "immediate"},
             {"ParameterName": "ssl_min_protocol_version", "ParameterValue": "TLSv1.2",
              "ApplyMethod": "immediate"}])
-    for name, group in (("records", "pg-strict"), ("scratch", "pg-lax")):
+    for name, group, public in (("records", "pg-strict", True), ("scratch", "pg-lax", False)):
         rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t3.micro",
                                Engine="postgres", EngineVersion="16.3", AllocatedStorage=20,
                                MasterUsername="labadmin", MasterUserPassword=PASSWORD,
-                               DBParameterGroupName=group)
+                               DBParameterGroupName=group, PubliclyAccessible=public)
     rds.create_db_instance(DBInstanceIdentifier="billing", DBInstanceClass="db.t3.micro",
                            Engine="mysql", AllocatedStorage=20, MasterUsername="labadmin",
                            MasterUserPassword=PASSWORD)
@@ -191,34 +197,42 @@ def _seed_stores(creds: LabCredentials, url: str) -> None:
     search.create_domain(DomainName="notes-search", NodeToNodeEncryptionOptions={"Enabled": False},
                          DomainEndpointOptions={"EnforceHTTPS": False,
                                                 "TLSSecurityPolicy": "Policy-Min-TLS-1-0-2019-07"})
-    search.create_domain(DomainName="audit-search", NodeToNodeEncryptionOptions={"Enabled": True},
-                         DomainEndpointOptions={
-                             "EnforceHTTPS": True,
-                             "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10"})
+    for name, vpc in (("audit-search", None), ("phi-search", {"SubnetIds": ["subnet-1"]})):
+        search.create_domain(DomainName=name, NodeToNodeEncryptionOptions={"Enabled": True},
+                             DomainEndpointOptions={
+                                 "EnforceHTTPS": True,
+                                 "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10"},
+                             **({"VPCOptions": vpc} if vpc else {}))
 
 
 @dataclass(frozen=True)
 class Seeded:
-    """The seeded account's target and the findings of every check, from one scan context."""
+    """
+    The seeded account's target, and the findings and offered endpoints of every check, from
+    one scan context.
+    """
 
     target: Target
     ctx: CheckContext
     findings: dict[str, list[Finding]]
+    endpoints: dict[str, list[Endpoint]]
 
 
 @pytest.fixture(scope="module")
 def seeded(moto_url: str, module_creds: LabCredentials) -> Seeded:
-    """Seed the module's account, then collect and evaluate every check in one context."""
+    """Seed the module's account, then collect, evaluate and list the endpoints of every
+    check in one context, as the runner does."""
     for seed in (_seed_elb, _seed_edge, _seed_rds, _seed_stores):
         seed(module_creds, moto_url)
     target = aws_target(moto_url, regions=(REGION, EMPTY_REGION))
     ctx = new_ctx()
-    findings = {}
+    findings, endpoints = {}, {}
     for kind in CHECKS:
         check = kind()
-        findings[check.meta.id] = list(check.evaluate(check.collect(ctx, target), target,
-                                                      ctx.policy))
-    return Seeded(target, ctx, findings)
+        obs = check.collect(ctx, target)
+        findings[check.meta.id] = list(check.evaluate(obs, target, ctx.policy))
+        endpoints[check.meta.id] = list(check.endpoints(obs, target))
+    return Seeded(target, ctx, findings, endpoints)
 
 
 def statuses(seeded: Seeded, check: type[Check[Any]]) -> dict[str, Status]:
@@ -242,7 +256,7 @@ def test_listener_policies_resolve_through_the_api(seeded: Seeded) -> None:
     assert by_endpoint["legacy-1"].status == Status.FAIL
     assert by_endpoint["db-1"].status == Status.WARN  # TLS 1.2 without 1.3
     assert status_of(seeded, ElbTlsPolicy, "classic/old-intake:443") == Status.FAIL
-    assert all(f.evidence["probe"] == NOT_PROBED for f in by_endpoint.values())
+    assert all(f.evidence["probe"] == PROBE_NOTE for f in by_endpoint.values())
     assert status_of(seeded, ElbTlsPolicy, f"elb:{EMPTY_REGION}") == Status.PASS
 
 
@@ -404,3 +418,115 @@ def test_unset_parameters_take_the_engine_defaults(
         assert finding.evidence["force_ssl_source"] == "engine default"
         # Listed without a value: PostgreSQL's own default (TLSv1.2) applies.
         assert finding.evidence["ssl_min_protocol_version_source"] == "engine built-in default"
+
+
+# --- endpoints offered for live probing -------------------------------------------------------
+
+def offered(seeded: Seeded, check: type[Check[Any]]) -> dict[tuple[str, int], Endpoint]:
+    """(first DNS label, port) to the endpoint one check offers."""
+    found = seeded.endpoints[check.meta.id]
+    by_key = {(e.host.split(".")[0], e.port): e for e in found}
+    assert len(by_key) == len(found), "an endpoint is offered twice"
+    assert all(e.source == seeded.target.id for e in found)
+    return by_key
+
+
+def shapes(found: dict[tuple[str, int], Endpoint]) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """The probing-relevant fields of each offered endpoint."""
+    return {key: (e.tls, e.zone, e.starttls, e.unprobeable) for key, e in found.items()}
+
+
+def test_every_listener_is_offered_by_the_policy_check_alone(seeded: Seeded) -> None:
+    found = offered(seeded, ElbTlsPolicy)
+
+    assert {key: (e.tls, e.zone) for key, e in found.items()} == {
+        ("portal-1", 443): (True, "external"),
+        ("portal-1", 80): (False, "external"),  # redirects: plaintext, listed only
+        ("portal-1", 8080): (False, "external"),
+        ("legacy-1", 443): (True, "external"),
+        ("db-1", 5432): (True, "internal"),  # a TLS listener of an internal NLB
+        ("db-1", 6379): (False, "internal"),  # TCP: whatever the targets speak
+        ("db-1", 443): (True, "internal"),  # TCP on 443: TLS passed through
+        ("old-intake", 443): (True, "external"),
+        ("old-intake", 80): (False, "external"),
+    }
+    assert (found[("portal-1", 443)].via, found[("old-intake", 80)].via) == (
+        "ELBv2 listener", "classic ELB listener")
+    assert found[("old-intake", 80)].origin == "classic/old-intake:80"
+    assert found[("legacy-1", 443)].origin.startswith("arn:aws:elasticloadbalancing:")
+    assert seeded.endpoints[ElbPlaintextListeners.meta.id] == []
+    assert seeded.endpoints[ElbTargetProtocol.meta.id] == []
+
+
+def test_cloudfront_and_api_gateway_offer_their_domains(seeded: Seeded) -> None:
+    viewer = seeded.endpoints[CloudFrontViewerTls.meta.id]
+    origins = offered(seeded, CloudFrontOriginTls)
+    domains = offered(seeded, ApiGatewayDomainTls)
+
+    assert len(viewer) == 3 and "cdn.clinic.example" in {e.host for e in viewer}
+    assert {(e.port, e.tls, e.zone, e.via) for e in viewer} == {
+        (443, True, "external", "CloudFront distribution")}
+    assert shapes(origins) == {("reports", 80): (False, "external", None, None),  # http-only
+                               ("portal", 443): (True, "external", None, None)}
+    assert shapes(domains) == {(name, 443): (True, zone, None, None) for name, zone in (
+        ("legacy-api", "external"), ("api", "external"), ("ws", "external"),
+        ("private", "internal"))}
+
+
+def test_databases_caches_and_search_domains_are_offered(seeded: Seeded) -> None:
+    postgres = (True, "internal", "postgres", None)
+    databases = sorted((e.host.split(".")[0] + ("-reader" if ".cluster-ro-" in e.host else ""),
+                        e.port, e.via, (e.tls, e.zone, e.starttls, e.unprobeable))
+                       for e in seeded.endpoints[RdsTransportTls.meta.id])
+
+    assert databases == [
+        ("analytics", 5432, "RDS cluster", postgres),
+        ("analytics-reader", 5432, "RDS cluster", postgres),
+        ("billing", 3306, "RDS instance", (True, "internal", None,
+                                           "the prober does not speak mysql's TLS negotiation")),
+        ("records", 5432, "RDS instance", (True, "external", "postgres", None)),  # public
+        ("scratch", 5432, "RDS instance", postgres),
+    ]
+    caches = {e.origin.rsplit(":", 1)[-1]: (e.port, e.tls, e.zone, e.via)
+              for e in seeded.endpoints[ElastiCacheTransitEncryption.meta.id]}
+    assert caches == {"sessions-preferred": (6379, True, "internal", "ElastiCache"),
+                      "sessions-plain": (6379, False, "internal", "ElastiCache"),
+                      "sessions-tls": (6379, True, "internal", "ElastiCache")}
+    assert shapes(offered(seeded, OpenSearchTransit)) == {
+        ("notes-search", 443): (True, "external", None, None),
+        ("audit-search", 443): (True, "external", None, None),
+        ("phi-search", 443): (True, "internal", None, None)}  # a VPC domain
+
+
+def test_every_endpoint_in_evidence_is_offered(seeded: Seeded) -> None:
+    listed = {str(address) for findings in seeded.findings.values() for f in findings
+              if f.evidence.get("probe") == PROBE_NOTE for address in f.evidence["endpoints"]}
+    offers = {e.address for found in seeded.endpoints.values() for e in found}
+
+    assert listed == offers
+    assert all(f.evidence["probe"] == PROBE_NOTE for findings in seeded.findings.values()
+               for f in findings if "endpoints" in f.evidence)
+
+
+def test_offering_endpoints_makes_no_call(seeded: Seeded) -> None:
+    ctx = new_ctx()
+    observations = [(kind(), kind().collect(ctx, seeded.target)) for kind in CHECKS]
+    before = len(ctx.clients.aws_calls())
+
+    offers = [e for check, obs in observations for e in check.endpoints(obs, seeded.target)]
+
+    assert offers and len(ctx.clients.aws_calls()) == before
+
+
+def test_a_denied_listing_offers_no_endpoint(faults: FaultProxy, module_creds: LabCredentials,
+                                            seeded: Seeded) -> None:
+    faults.deny("rds", "DescribeDBClusters", region=REGION)
+    target = aws_target(faults.url, regions=(REGION,))
+    check = RdsTransportTls()
+    obs = check.collect(new_ctx(), target)
+
+    [finding] = check.evaluate(obs, target, new_ctx().policy)
+
+    assert (finding.status, finding.needs) == (Status.UNVERIFIED, "rds:DescribeDBClusters")
+    # The instances were listed, but the region's listing as a whole is unknown: none offered.
+    assert check.endpoints(obs, target) == []

@@ -14,7 +14,7 @@ from hipaacheck.checks.aws.transit import (
     CACHE_SETTINGS,
     CHECKS,
     DOMAIN_SETTINGS,
-    NOT_PROBED,
+    PROBE_NOTE,
     SEARCH_SETTINGS,
     VIEWER_SETTINGS,
     ApiGatewayDomainTls,
@@ -123,7 +123,7 @@ def test_tls_policy_verdicts(protocols: tuple[str, ...], expected: Status) -> No
     finding = one(ElbTlsPolicy(), regional(lb(listener(policy="P", protocols=protocols))))
 
     assert finding.status == expected
-    assert finding.evidence["probe"] == NOT_PROBED
+    assert finding.evidence["probe"] == PROBE_NOTE
     assert finding.evidence["endpoints"] == ("portal.elb.amazonaws.com:443",)
 
 
@@ -154,7 +154,7 @@ def test_plaintext_listener_verdicts(item: ElbListener, expected: Status,
                                      reason: R | None) -> None:
     finding = one(ElbPlaintextListeners(), regional(lb(item)))
     assert (finding.status, finding.unknown_reason) == (expected, reason)
-    assert finding.evidence["probe"] == NOT_PROBED
+    assert finding.evidence["probe"] == PROBE_NOTE
 
 
 def test_geneve_listeners_are_not_judged() -> None:
@@ -368,7 +368,7 @@ def cache(raw: dict[str, Any]) -> Cache:
 def test_cache_verdicts(raw: dict[str, Any], expected: Status) -> None:
     finding = one(ElastiCacheTransitEncryption(), regional(cache(raw)))
     assert finding.status == expected
-    assert finding.evidence["probe"] == NOT_PROBED
+    assert finding.evidence["probe"] == PROBE_NOTE
 
 
 def search(raw: dict[str, Any]) -> SearchDomain:

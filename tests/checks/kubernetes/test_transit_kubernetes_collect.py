@@ -17,7 +17,7 @@ import pytest
 from hipaacheck.check import Check, CheckContext
 from hipaacheck.checks.kubernetes.transit import (
     CHECKS,
-    NOT_PROBED,
+    PROBE_NOTE,
     ConfigMapSslmode,
     GatewayListenerTls,
     IngressBackendTls,
@@ -93,8 +93,10 @@ def test_ingress_edge(target: Target, make_ctx: Callable[..., CheckContext]) -> 
     }
     assert found["ingress/intake/kiosk"].unknown_reason == UnknownReason.NOT_VISIBLE
     assert found["ingress/payments/billing-unverified"].evidence["endpoints"] == (
-        "10.20.30.40:443",)
-    assert found["ingress/clinical/patient-portal"].evidence["probe"] == NOT_PROBED
+        "billing.clinic.example.com:443",)
+    assert found["ingress/payments/billing-unverified"].evidence["addresses"] == (
+        "10.20.30.40",)
+    assert found["ingress/clinical/patient-portal"].evidence["probe"] == PROBE_NOTE
 
 
 def test_ingress_backends(target: Target, make_ctx: Callable[..., CheckContext]) -> None:

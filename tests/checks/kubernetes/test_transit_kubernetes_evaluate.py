@@ -12,6 +12,7 @@ import pytest
 from hipaacheck.check import Policy
 from hipaacheck.checks.kubernetes.transit import (
     CHECKS,
+    PROBE_NOTE,
     BypassObservation,
     ConfigMapSslmode,
     GatewayListener,
@@ -105,7 +106,9 @@ ALB = "alb.ingress.kubernetes.io/"
 def test_ingress_edge_verdicts(facts: IngressFacts, expected: Status) -> None:
     finding = one(IngressTls(), (facts,))
     assert finding.status == expected
-    assert finding.evidence["endpoints"] == ("lb.example:443",)
+    assert finding.evidence["endpoints"] == tuple(
+        e.address for e in IngressTls().endpoints((facts,), TARGET))
+    assert finding.evidence["addresses"] == ("lb.example",)
 
 
 @pytest.mark.parametrize(("facts", "expected"), [
@@ -154,7 +157,7 @@ def service(*ports: tuple[str, int], certificate: bool = True, ssl_ports: str | 
 def test_service_verdicts(svc: LoadBalancerService, expected: Status, reason: R | None) -> None:
     finding = one(LoadBalancerServiceTls(), (svc,))
     assert (finding.status, finding.unknown_reason) == (expected, reason)
-    assert finding.evidence["probe"] == "not probed"
+    assert finding.evidence["probe"] == PROBE_NOTE
 
 
 def test_services_unlisted_or_absent() -> None:

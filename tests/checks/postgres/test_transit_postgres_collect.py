@@ -20,7 +20,8 @@ from hipaacheck.check import Check, CheckContext
 from hipaacheck.checks.postgres import transit
 from hipaacheck.checks.postgres.transit import (
     HBA_NEEDS,
-    NOT_PROBED,
+    NO_ADDRESS_NOTE,
+    PROBE_NOTE,
     SETTINGS_NEEDS,
     STATS_NEEDS,
     ClientSslmode,
@@ -28,10 +29,12 @@ from hipaacheck.checks.postgres.transit import (
     PlaintextSessions,
     ServerTls,
 )
+from hipaacheck.checks.tls.endpoint import ProtocolVersions
 from hipaacheck.clients.postgres import check_read_only_statement
-from hipaacheck.config import PostgresConfig, PostgresConnection
+from hipaacheck.config import PostgresConfig, PostgresConnection, ProbeEndpointsConfig
+from hipaacheck.discovery import ProbeRequest, plan_probes
 from hipaacheck.lab.postgres import PostgresServer
-from hipaacheck.model import Finding, Status, Target, TargetKind, UnknownReason
+from hipaacheck.model import Endpoint, Finding, Status, Target, TargetKind, UnknownReason
 from hipaacheck.redact import Secret
 
 REMOTE_HBA = (
@@ -118,7 +121,7 @@ def test_tls_on_server_passes_every_server_check(tls_on: Lab, pg_ctx: CheckConte
     assert sessions.evidence["plaintext_local_sessions"] >= 1
     assert sessions.evidence["hidden_sessions"] == 0
     assert server_tls.evidence["endpoints"] == (f"127.0.0.1:{tls_on.server.port}",)
-    assert server_tls.evidence["probe"] == NOT_PROBED
+    assert server_tls.evidence["probe"] == PROBE_NOTE
 
 
 def test_tls_off_server_fails_and_names_the_plaintext_lines(tls_off: Lab,
@@ -210,3 +213,67 @@ def test_client_sslmode_judges_each_connection(tls_on: Lab, pg_ctx: CheckContext
 def test_every_statement_is_a_plain_read() -> None:
     for text in (transit._SETTINGS_SQL, transit._HBA_SQL, transit._SESSIONS_SQL):
         check_read_only_statement(text)
+
+
+# --- the server endpoint, offered for live probing --------------------------------------------
+
+def offered(check: Check[object], ctx: CheckContext, where: Target) -> list[Endpoint]:
+    return list(check.endpoints(check.collect(ctx, where), where))
+
+
+def test_each_server_is_offered_for_a_starttls_probe(tls_on: Lab, tls_off: Lab,
+                                                     pg_ctx: CheckContext) -> None:
+    where = target(tls_on.conn("auditor"), tls_off.conn("auditor"))
+
+    found = offered(ServerTls(), pg_ctx, where)
+
+    assert [(e.host, e.port, e.tls) for e in found] == [
+        ("127.0.0.1", tls_on.server.port, True),
+        ("127.0.0.1", tls_off.server.port, False)]  # ssl = off: listed, never probed
+    assert {(e.source, e.origin, e.via, e.zone, e.starttls, e.unprobeable) for e in found} == {
+        ("postgres:clinic", "clinic", "PostgreSQL server", "internal", "postgres", None)}
+    # The other checks judge the same servers and leave the offering to the server check.
+    for kind in (HbaPlaintext, PlaintextSessions, ClientSslmode):
+        assert offered(kind(), pg_ctx, where) == [], kind.meta.id
+
+
+def test_an_unreachable_server_is_still_offered(closed_port: int, pg_ctx: CheckContext) -> None:
+    conn = PostgresConnection(conninfo=Secret(
+        f"host=127.0.0.1 port={closed_port} dbname=x user=y password=never-sent-2 "
+        "connect_timeout=1"))
+
+    [endpoint] = offered(ServerTls(), pg_ctx, target(conn))
+
+    # The address is the inventory's; whether it speaks TLS is for the probe to tell.
+    assert (endpoint.port, endpoint.tls) == (closed_port, True)
+
+
+def test_a_unix_socket_offers_nothing(tls_on: Lab, pg_ctx: CheckContext) -> None:
+    with tls_on.server.admin_connect() as conn:
+        [directory] = conn.execute("SHOW unix_socket_directories").fetchone() or [""]
+    where = target(tls_on.conn("auditor", "disable", host=str(directory).split(",")[0]))
+    check = ServerTls()
+    obs = check.collect(pg_ctx, where)
+
+    [finding] = check.evaluate(obs, where, pg_ctx.policy)
+
+    assert finding.status == Status.PASS  # read over the socket
+    assert finding.evidence["probe"] == NO_ADDRESS_NOTE
+    assert check.endpoints(obs, where) == []
+
+
+def test_the_offered_endpoint_is_probed_through_starttls(tls_on: Lab,
+                                                         pg_ctx: CheckContext) -> None:
+    where = target(tls_on.conn("auditor"))
+    found = offered(ServerTls(), pg_ctx, where)
+    setting = ProbeEndpointsConfig(ca_bundle=tls_on.server.cert_path)
+
+    records, [probe] = plan_probes(found, ProbeRequest({where.id: setting}))
+    check = ProtocolVersions()
+    findings = check.evaluate(check.collect(pg_ctx, probe), probe, pg_ctx.policy)
+
+    assert [r.note for r in records] == ["probed"]
+    assert probe.name == f"127.0.0.1:{tls_on.server.port}"
+    # The probe spoke PostgreSQL's SSLRequest first, then TLS: the server's own versions.
+    assert [(f.status, f.evidence["accepted_versions"]) for f in findings] == [
+        (Status.PASS, ("TLS 1.2", "TLS 1.3"))]

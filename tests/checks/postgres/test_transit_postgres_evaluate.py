@@ -14,6 +14,7 @@ import pytest
 from hipaacheck.check import Policy
 from hipaacheck.checks.postgres.transit import (
     CHECKS,
+    PROBE_NOTE,
     ClientConnection,
     ClientSslmode,
     HbaLine,
@@ -70,7 +71,7 @@ def test_metadata_and_the_monitoring_role() -> None:
 def test_server_tls_verdicts(changes: dict[str, Any], expected: Status, reason: R | None) -> None:
     finding = one(ServerTls(), server(**changes))
     assert (finding.status, finding.unknown_reason) == (expected, reason)
-    assert finding.evidence["probe"] == "not probed"
+    assert finding.evidence["probe"] == PROBE_NOTE
     assert finding.evidence["endpoints"] == ("db.internal:5432",)
 
 
