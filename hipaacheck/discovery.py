@@ -13,10 +13,10 @@ so the report can list them all.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from hipaacheck.clients.tls_certs import is_ip
 from hipaacheck.config import ProbeEndpointsConfig, TlsEndpointConfig
 from hipaacheck.model import Endpoint, EndpointRecord, Target, TargetKind
 
@@ -52,6 +52,9 @@ def plan_probes(found: Sequence[Endpoint], request: ProbeRequest
     targets: list[Target] = []
     for group in groups.values():
         primary = _primary(group, request.sources)
+        setting = request.sources.get(primary.source)
+        if setting is not None and setting.zone is not None:
+            primary = replace(primary, zone=setting.zone)
         origins = tuple(dict.fromkeys(f"{e.source} {e.via} {e.origin}" for e in group))
         record = _decide(primary, request, configured, budget)
         records.append(EndpointRecord(primary, record.probed, record.note,
@@ -143,7 +146,7 @@ def probe_target(endpoint: Endpoint, setting: ProbeEndpointsConfig) -> Target:
     zone = setting.zone or endpoint.zone
     config = TlsEndpointConfig(
         name=endpoint.address, host=host, port=port, zone=zone,
-        server_name=None if _is_ip(endpoint.host) and host == endpoint.host else endpoint.host,
+        server_name=None if is_ip(endpoint.host) and host == endpoint.host else endpoint.host,
         starttls=endpoint.starttls,
         ca_bundle=setting.ca_bundle if zone == "internal" else None)
     return Target(TargetKind.TLS_ENDPOINT, f"tls:{endpoint.source}/{endpoint.address}",
@@ -158,10 +161,3 @@ def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -119,8 +119,10 @@ def test_internal_endpoints_verify_against_the_sources_bundle(tmp_path: Path):
 
 def test_a_zone_override_judges_every_endpoint_as_internal(tmp_path: Path):
     setting = ProbeEndpointsConfig(zone="internal", ca_bundle=tmp_path / "ca.pem")
-    _, [target] = _plan([_ep("www.example.org")], {K8S: setting})
+    [record], [target] = _plan([_ep("www.example.org")], {K8S: setting})
     assert target.config.zone == "internal" and target.config.ca_bundle == tmp_path / "ca.pem"
+    # And the record shows the zone it was judged as
+    assert record.endpoint.zone == "internal"
 
 
 def test_an_ip_endpoint_sends_no_name_and_ipv6_is_bracketed():

@@ -40,3 +40,11 @@ def test_demo_writes_a_report_with_pass_and_fail_in_every_family(tmp_path):
     # And the lab's inventory holds no secret value, only ${VAR} references
     inventory = (out / "hipaacheck.yaml").read_text()
     assert "password=${" in inventory
+    # And the endpoints found in the lab's control planes are all listed: the cluster's
+    # opted-in ones probed live (one of them accepts TLS 1.0), the account's left alone
+    endpoints = doc["endpoints"]
+    probed = {e["target"] for e in endpoints if e["probed"]}
+    assert len(probed) >= 3
+    assert {e["endpoint"]["source"] for e in endpoints if not e["probed"]} >= {"aws:lab", "k8s:lab"}
+    probe_statuses = {f["status"] for f in doc["findings"] if f["target"] in probed}
+    assert {"PASS", "FAIL"} <= probe_statuses
