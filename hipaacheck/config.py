@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -47,6 +48,20 @@ class _Strict(BaseModel):
 SecretField = Annotated[Secret, Field(json_schema_extra={"type": "string", "format": "secret"})]
 
 
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(\d{1,5})$")
+
+
+def _address(value: str) -> str:
+    """A `host:port` (IPv6 in brackets) with a port from 1 to 65535, the host lower-cased."""
+    match = _ADDRESS.match(value)
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        raise ValueError("must be host:port with a port from 1 to 65535 ([v6]:port for IPv6)")
+    return value.lower()
+
+
+Address = Annotated[str, AfterValidator(_address)]
+
+
 class TlsEndpointConfig(_Strict):
     """One TLS endpoint to probe."""
 
@@ -62,9 +77,11 @@ class TlsEndpointConfig(_Strict):
     expect_tls: bool = True
     attack_probes: bool = False
     """Opt in to attack-shaped probes (Heartbleed, ROBOT, CCS) for this endpoint."""
+    connect_to: Address | None = None
+    """`address:port` to connect to instead of `host:port`, like curl's `--connect-to`: SNI,
+    the certificate match and the findings keep `host` (split DNS, a tunnel, a port-forward)."""
 
 
-_ADDRESS = r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"
 
 
 class ProbeEndpointsConfig(_Strict):
@@ -82,8 +99,7 @@ class ProbeEndpointsConfig(_Strict):
     zone: Literal["internal", "external"] | None = None
     """Judge every endpoint of the source as this zone, whatever the control plane says (an
     on-premises cluster whose load balancers are private); by default each endpoint's own."""
-    connect_to: dict[Annotated[str, Field(pattern=_ADDRESS)],
-                     Annotated[str, Field(pattern=_ADDRESS)]] = {}
+    connect_to: dict[Address, Address] = {}
     """`host:port` to `address:port`, like curl's `--connect-to`: the probe connects to the
     address and still sends and verifies the discovered host name (split DNS, a tunnel)."""
     max_endpoints: int = Field(default=256, ge=1)
@@ -130,6 +146,9 @@ class AwsAccountConfig(_Strict):
     """Regions where copies of PHI backups must exist."""
     probe_endpoints: ProbeEndpoints = None
     """Probe the TLS of the endpoints found in this account (off unless set)."""
+    use_aws_config: bool = True
+    """Read S3 bucket policies and lifecycle rules from AWS Config's recorded items where a
+    continuous recorder covers S3; false reads every bucket directly."""
 
 
 class AwsConfig(_Strict):

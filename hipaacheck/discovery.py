@@ -13,14 +13,17 @@ so the report can list them all.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from hipaacheck.clients.tls_certs import is_ip
 from hipaacheck.config import ProbeEndpointsConfig, TlsEndpointConfig
 from hipaacheck.model import Endpoint, EndpointRecord, Target, TargetKind
 
 PROBE_SETTING = "probe_endpoints"
+INTERRUPTED = "the scan was interrupted before its probing phase"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class ProbeRequest:
     probed twice."""
     tls_checks: bool = True
     """Whether any TLS endpoint check is selected for this scan."""
+    interrupted: bool = False
+    """The scan stopped before its probing phase: every endpoint is listed, none probed."""
 
 
 def plan_probes(found: Sequence[Endpoint], request: ProbeRequest
@@ -51,18 +56,47 @@ def plan_probes(found: Sequence[Endpoint], request: ProbeRequest
     records: list[EndpointRecord] = []
     targets: list[Target] = []
     for group in groups.values():
-        primary = _primary(group, request.sources)
-        setting = request.sources.get(primary.source)
-        if setting is not None and setting.zone is not None:
-            primary = replace(primary, zone=setting.zone)
+        primary, record = _decide_group(group, request, configured, budget)
         origins = tuple(dict.fromkeys(f"{e.source} {e.via} {e.origin}" for e in group))
-        record = _decide(primary, request, configured, budget)
         records.append(EndpointRecord(primary, record.probed, record.note,
                                       record.target.id if record.target else record.target_id,
                                       origins))
         if record.target is not None:
             targets.append(record.target)
+    _warn_unused_routes(found, request.sources)
     return records, targets
+
+
+def _decide_group(group: Sequence[Endpoint], request: ProbeRequest,
+                  configured: Mapping[tuple[str, int], str], budget: dict[str, int]
+                  ) -> tuple[Endpoint, _Decision]:
+    """
+    Decide one endpoint found by one or more sources: the first opted-in source (in source
+    order) that would probe it does; otherwise the first source's reason is reported.
+    """
+    candidates = [e for e in group if request.sources.get(e.source) is not None] or [group[0]]
+    first: tuple[Endpoint, _Decision] | None = None
+    for endpoint in candidates:
+        setting = request.sources.get(endpoint.source)
+        if setting is not None and setting.zone is not None:
+            endpoint = replace(endpoint, zone=setting.zone)
+        decision = _decide(endpoint, request, configured, budget)
+        if decision.probed:
+            return endpoint, decision
+        first = first or (endpoint, decision)
+    assert first is not None
+    return first
+
+
+def _warn_unused_routes(found: Sequence[Endpoint],
+                        sources: Mapping[str, ProbeEndpointsConfig | None]) -> None:
+    """Say which `connect_to` entries matched no endpoint their source found (a typo?)."""
+    seen = {(e.source, e.address.lower()) for e in found}
+    for source, setting in sources.items():
+        for address in (setting.connect_to if setting else {}):
+            if (source, address) not in seen:
+                logger.warning("%s: %s.connect_to %s matches no endpoint found there", source,
+                               PROBE_SETTING, address)
 
 
 @dataclass(frozen=True)
@@ -73,12 +107,6 @@ class _Decision:
     """The new TLS target, when the endpoint is probed in this scan's second phase."""
     target_id: str | None = None
     """The configured target that already probes the endpoint."""
-
-
-def _primary(group: Sequence[Endpoint], sources: Mapping[str, ProbeEndpointsConfig | None]
-             ) -> Endpoint:
-    """The endpoint of the group to decide on: from an opted-in source where there is one."""
-    return next((e for e in group if sources.get(e.source) is not None), group[0])
 
 
 def _configured(targets: Sequence[Target]) -> dict[tuple[str, int], str]:
@@ -97,11 +125,11 @@ def _decide(endpoint: Endpoint, request: ProbeRequest, configured: Mapping[tuple
             budget: dict[str, int]) -> _Decision:
     """Whether one endpoint is probed, and why not."""
     already = configured.get((endpoint.host.lower(), endpoint.port))
-    if already is not None:
+    if already is not None and request.tls_checks:
         return _Decision(f"probed as the configured endpoint {already}", True,
                          target_id=already)
     setting = request.sources.get(endpoint.source)
-    reason = _refusal(endpoint, setting, request.tls_checks)
+    reason = _refusal(endpoint, setting, request)
     if reason is not None or setting is None:
         return _Decision(f"not probed: {reason}")
     used = budget.get(endpoint.source, 0)
@@ -111,14 +139,17 @@ def _decide(endpoint: Endpoint, request: ProbeRequest, configured: Mapping[tuple
     budget[endpoint.source] = used + 1
     target = probe_target(endpoint, setting)
     config = target.config
-    if isinstance(config, TlsEndpointConfig) and \
-            endpoint.address != (through := _join(config.host, config.port)):
-        return _Decision(f"probed through {through} ({PROBE_SETTING}.connect_to)", True, target)
+    if isinstance(config, TlsEndpointConfig) and config.connect_to:
+        return _Decision(f"probed through {config.connect_to} ({PROBE_SETTING}.connect_to)",
+                         True, target)
+    if isinstance(config, TlsEndpointConfig) and config.zone == "external" and setting.ca_bundle:
+        return _Decision(f"probed (external: verified against the Mozilla store; "
+                         f"{PROBE_SETTING}.ca_bundle serves internal endpoints)", True, target)
     return _Decision("probed", True, target)
 
 
 def _refusal(endpoint: Endpoint, setting: ProbeEndpointsConfig | None,
-             tls_checks: bool) -> str | None:
+             request: ProbeRequest) -> str | None:
     """Why an endpoint is not probed, or None when nothing stands in the way."""
     if not endpoint.tls:
         return "plaintext by configuration (judged by the configuration checks)"
@@ -131,9 +162,11 @@ def _refusal(endpoint: Endpoint, setting: ProbeEndpointsConfig | None,
     host = endpoint.host.lower()
     if any(fnmatch.fnmatchcase(host, p.lower()) for p in setting.exclude) or not any(
             fnmatch.fnmatchcase(host, p.lower()) for p in setting.include):
-        return f"outside {PROBE_SETTING}.include and exclude"
-    if not tls_checks:
+        return f"outside {PROBE_SETTING}.include and exclude of {endpoint.source}"
+    if not request.tls_checks:
         return "no TLS endpoint check is selected"
+    if request.interrupted:
+        return INTERRUPTED
     return None
 
 
@@ -142,22 +175,10 @@ def probe_target(endpoint: Endpoint, setting: ProbeEndpointsConfig) -> Target:
     The TLS endpoint target for a discovered endpoint: the host name is what SNI sends and the
     certificate must match; `connect_to` may send the connection elsewhere.
     """
-    host, port = _split(setting.connect_to.get(endpoint.address, endpoint.address))
     zone = setting.zone or endpoint.zone
     config = TlsEndpointConfig(
-        name=endpoint.address, host=host, port=port, zone=zone,
-        server_name=None if is_ip(endpoint.host) and host == endpoint.host else endpoint.host,
-        starttls=endpoint.starttls,
+        name=endpoint.address, host=endpoint.host, port=endpoint.port, zone=zone,
+        connect_to=setting.connect_to.get(endpoint.address.lower()), starttls=endpoint.starttls,
         ca_bundle=setting.ca_bundle if zone == "internal" else None)
     return Target(TargetKind.TLS_ENDPOINT, f"tls:{endpoint.source}/{endpoint.address}",
                   endpoint.address, config)
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
-

@@ -83,8 +83,9 @@ def plan(registry: Registry, targets: Sequence[Target]) -> list[Task]:
             for target in targets if check.applies_to(target)]
 
 
-FollowUp = Callable[[Sequence[Endpoint]], Sequence[Target]]
-"""Given every endpoint the first phase found, the targets of the second phase."""
+FollowUp = Callable[[Sequence[Endpoint], bool], Sequence[Target]]
+"""Given every endpoint the first phase found, and whether the scan was interrupted, the
+targets of the second phase (never run after an interruption)."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,8 @@ class Runner:
                     workers += self._expire(tasks, results, started, lock, pending, done)
                     continue
                 if task.key not in results:
-                    self._record(results, task, outcome.findings)
                     self.endpoints += outcome.endpoints
+                    self._record(results, task, outcome.findings)
         except KeyboardInterrupt:
             interrupted = True
             logger.warning("scan interrupted; writing what was collected")
@@ -226,15 +227,17 @@ def scan(registry: Registry, targets: Sequence[Target], ctx: CheckContext, *,
     Plan and run a scan, and assemble its result, load failures included as ERROR findings.
 
     With `follow_up`, the endpoints the scan found are handed to it once every task has
-    finished, and the targets it returns are scanned in a second phase (not after Ctrl-C).
+    finished, and the targets it returns are scanned in a second phase; after Ctrl-C it still
+    hears of them, and nothing more runs.
     """
     started = datetime.now(UTC)
     tasks = plan(registry, targets)
     runner = Runner(ctx, workers=workers, deadline=deadline, observer=observer)
     results, interrupted = runner.run(tasks)
     later: list[Target] = []
-    if follow_up is not None and not interrupted:
-        later = list(follow_up(runner.endpoints))
+    if follow_up is not None:
+        offered = follow_up(runner.endpoints, interrupted)
+        later = [] if interrupted else list(offered)
         second = plan(registry, later)
         if second:
             more, interrupted = Runner(ctx, workers=workers, deadline=deadline,

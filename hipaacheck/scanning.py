@@ -61,8 +61,9 @@ def run_scan(inventory: Inventory, registry: Registry, *, only: Sequence[str] = 
         tls_checks=any(c.meta.target_kind == TargetKind.TLS_ENDPOINT
                        for c in selected.checks.values()))
 
-    def follow_up(found: Sequence[Endpoint]) -> list[Target]:
-        planned, probes = plan_probes(found, request)
+    def follow_up(found: Sequence[Endpoint], interrupted: bool) -> list[Target]:
+        planned, probes = plan_probes(found, dataclasses.replace(request,
+                                                                  interrupted=interrupted))
         records.extend(planned)
         if found:
             logger.info("found %d endpoints; probing %d", len(planned), len(probes))

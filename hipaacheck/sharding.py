@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from hipaacheck.errors import UsageError
 from hipaacheck.model import (
     CheckMeta,
+    EndpointRecord,
     Finding,
     FindingBuilder,
     Target,
@@ -161,10 +162,13 @@ def merge(results: Sequence[ScanResult]) -> MergeOutcome:
     missing_shards = tuple(k for k in range(1, count + 1) if k not in indices)
     synthetic = _missing_findings(missing, checks, assign(inventory, count))
     known = {t.id for t in inventory}
-    discovered = tuple({t.id: t for r in results for t in r.targets if t.id not in known}
-                       .values())
-    findings = _ordered(list(_shard_findings(results)) + synthetic, checks,
-                        (*inventory, *discovered))
+    endpoints, doubles = _merged_endpoints(results, known)
+    discovered = tuple({t.id: t for r in results for t in r.targets
+                        if t.id not in known and t.id not in doubles}.values())
+    kept = [f for f in _shard_findings(results) if f.target not in doubles]
+    repeated = len({(f.check_id, f.target) for r in results for f in r.findings
+                    if f.target in doubles})
+    findings = _ordered(kept + synthetic, checks, (*inventory, *discovered))
     incomplete = tuple(sorted(r.shard.index for r in results if r.shard and not r.complete))
     waivers = _merged_waivers(results)
     notes = _merged_notes(results, waivers, count, missing_shards, missing, incomplete)
@@ -176,8 +180,8 @@ def merge(results: Sequence[ScanResult]) -> MergeOutcome:
         checks=checks,
         findings=tuple(findings), complete=not missing and not incomplete,
         interrupted=any(r.interrupted for r in results),
-        tasks=sum(r.tasks for r in results) + len(synthetic), notes=notes, scope=first.scope,
-        waivers=waivers, endpoints=tuple(e for r in results for e in r.endpoints))
+        tasks=sum(r.tasks for r in results) + len(synthetic) - repeated, notes=notes,
+        scope=first.scope, waivers=waivers, endpoints=endpoints)
     return MergeOutcome(merged, count, missing_shards, tuple(t.id for t in missing), incomplete)
 
 
@@ -250,6 +254,31 @@ def _merged_checks(results: Sequence[ScanResult]) -> tuple[CheckMeta, ...]:
         for meta in result.checks:
             by_id.setdefault(meta.id, meta)
     return tuple(by_id[i] for i in sorted(by_id))
+
+
+def _merged_endpoints(results: Sequence[ScanResult], configured: set[str]
+                      ) -> tuple[tuple[EndpointRecord, ...], set[str]]:
+    """
+    One record per endpoint, as a single process would plan it, and the TLS targets that
+    shards probed twice (their findings go): where two shards' sources found one endpoint,
+    the probe of the first source in source order stands, and the origins are joined.
+    """
+    groups: dict[tuple[str, int, str | None], list[EndpointRecord]] = {}
+    for record in (e for r in results for e in r.endpoints):
+        e = record.endpoint
+        groups.setdefault((e.host.lower(), e.port, e.starttls), []).append(record)
+    merged: list[tuple[tuple[str, str, int], EndpointRecord]] = []
+    doubles: set[str] = set()
+    for group in groups.values():
+        ranked = sorted(group, key=lambda r: (not r.probed, r.endpoint.source))
+        chosen = ranked[0]
+        doubles |= {r.target for r in ranked[1:] if r.probed and r.target and
+                    r.target != chosen.target and r.target not in configured}
+        origins = tuple(sorted({o for r in group for o in r.origins}))
+        first = min((o.partition(" ")[0] for o in origins), default=chosen.endpoint.source)
+        merged.append(((first, chosen.endpoint.host, chosen.endpoint.port),
+                       replace(chosen, origins=origins)))
+    return tuple(r for _, r in sorted(merged, key=lambda item: item[0])), doubles
 
 
 def _shard_findings(results: Sequence[ScanResult]) -> Iterable[Finding]:

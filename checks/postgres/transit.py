@@ -243,6 +243,9 @@ class ServerFacts:
     min_protocol: Fact[str]
     hba: Fact[tuple[HbaLine, ...]]
     sessions: Fact[Sessions]
+    reached: tuple[str, int] | None = None
+    """The TCP host and port the live connection used (libpq's defaults, `PGPORT` and the
+    service file applied); None over a Unix socket or when no connection was made."""
 
     @property
     def resource(self) -> str:
@@ -258,7 +261,7 @@ class ServerFacts:
         host, _, port = self.label.rpartition(":")
         if not host or host == "?" or host.startswith(("/", "@")) or "," in host \
                 or not port.isdigit():
-            return None
+            return self.reached if host in ("", "?") or port == "?" else None
         return host.strip("[]"), int(port)
 
     def evidence(self) -> dict[str, EvidenceValue]:
@@ -345,6 +348,14 @@ def _sessions(connection: Any) -> Fact[Sessions]:
     return Sessions(tls, remote, local, hidden, weak, tuple(sorted(versions)))
 
 
+def _reached(connection: Any) -> tuple[str, int] | None:
+    """The TCP address a live psycopg connection reached; None over a Unix socket."""
+    host, port = connection.info.host, connection.info.port
+    if not host or str(host).startswith("/") or not port:
+        return None
+    return str(host), int(port)
+
+
 def read_server(ctx: CheckContext, conn: PostgresConnection, roles: tuple[str, ...]
                 ) -> ServerFacts:
     """One server's settings, pg_hba.conf lines and live sessions, once per scan."""
@@ -355,7 +366,7 @@ def read_server(ctx: CheckContext, conn: PostgresConnection, roles: tuple[str, .
             with ctx.clients.postgres(conn) as connection:
                 ssl, minimum = _settings(connection)
                 return ServerFacts(label, roles, ssl, minimum, _hba(connection),
-                                   _sessions(connection))
+                                   _sessions(connection), _reached(connection))
         except PostgresUnavailable as exc:
             return ServerFacts(label, roles, exc.unknown, exc.unknown, exc.unknown, exc.unknown)
 

@@ -378,6 +378,14 @@ def _observe(probe: _Probe, stores: TrustStores | Unknown) -> TlsObservation:
         connections=probe.dialer.connections)
 
 
+def dial_address(endpoint: TlsEndpointConfig) -> tuple[str, int]:
+    """Where the probe connects: `connect_to` when it is set, else the endpoint itself."""
+    if endpoint.connect_to is None:
+        return endpoint.host, endpoint.port
+    host, _, port = endpoint.connect_to.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _resolve(host: str, port: int) -> str | Unknown:
     """The address to connect to: `host` itself when it is an IP literal."""
     if is_ip(host):
@@ -411,9 +419,10 @@ def probe_endpoint(endpoint: TlsEndpointConfig, *, timeout: float,
     """
     observed_at = (clock or _utcnow)()
     server_name = endpoint.server_name or endpoint.host
-    address = _resolve(endpoint.host, endpoint.port)
-    dialer = Dialer(address if isinstance(address, str) else endpoint.host, endpoint.port,
-                    server_name, endpoint.starttls)
+    host, port = dial_address(endpoint)
+    address = _resolve(host, port)
+    dialer = Dialer(address if isinstance(address, str) else host, port, server_name,
+                    endpoint.starttls)
     probe = _Probe(endpoint, dialer, timeout, deadline or BUDGET_TIMEOUTS * timeout, observed_at)
     if isinstance(address, Unknown):
         return _unobservable(probe, address)

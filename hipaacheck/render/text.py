@@ -37,7 +37,12 @@ def print_summary(result: ScanResult, console: Console, *, limit: int = 25) -> N
     console.print(table)
     if result.endpoints:
         probed = sum(r.probed for r in result.endpoints)
-        hint = "" if probed else " (set probe_endpoints on a source to probe its endpoints)"
+        hint = ""
+        if not probed:
+            notes = " ".join(r.note for r in result.endpoints)
+            hint = (" (no TLS endpoint check was selected)" if "no TLS endpoint check" in notes
+                    else " (the scan was interrupted first)" if "interrupted" in notes
+                    else " (set probe_endpoints on a source to probe its endpoints)")
         console.print(f"Endpoints found in control planes: {len(result.endpoints)}; "
                       f"probed live: {probed}{hint}")
     groups = [g for section in view.sections for g in section.groups

@@ -80,6 +80,8 @@ ENDPOINT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^not probed: a wildcard host"), "a wildcard host names no single endpoint"),
     (re.compile(r"^not probed: no TLS endpoint check is selected"),
      "no TLS endpoint check is selected"),
+    (re.compile(r"^not probed: the scan was interrupted"),
+     "the scan was interrupted before its probing phase"),
 )
 """The notes of `hipaacheck.discovery.plan_probes`, and the class each is counted under: how an
 endpoint was probed, or why it was not. A note none of them matches is counted under its own

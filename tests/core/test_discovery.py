@@ -48,8 +48,9 @@ def test_an_opted_in_source_is_probed_and_an_other_is_only_listed():
 def test_connect_to_sends_the_connection_elsewhere_and_keeps_the_name():
     setting = ProbeEndpointsConfig(connect_to={"portal.example.org:443": "127.0.0.1:8443"})
     [record], [target] = _plan([_ep("portal.example.org")], {K8S: setting})
-    assert (target.config.host, target.config.port) == ("127.0.0.1", 8443)
-    assert target.config.server_name == "portal.example.org"
+    # Then the target keeps the name (SNI, certificate match, the findings' resource)
+    assert (target.config.host, target.config.port) == ("portal.example.org", 443)
+    assert target.config.connect_to == "127.0.0.1:8443"
     assert record.probed and "127.0.0.1:8443" in record.note
 
 
@@ -125,10 +126,10 @@ def test_a_zone_override_judges_every_endpoint_as_internal(tmp_path: Path):
     assert record.endpoint.zone == "internal"
 
 
-def test_an_ip_endpoint_sends_no_name_and_ipv6_is_bracketed():
+def test_ipv6_endpoints_are_named_in_brackets():
     _, targets = _plan([_ep("127.0.0.1", 8443), _ep("::1", 8443)], {K8S: ProbeEndpointsConfig()})
-    names = {t.name: t.config.server_name for t in targets}
-    assert names == {"127.0.0.1:8443": None, "[::1]:8443": None}
+    assert {t.name: t.config.host for t in targets} == {"127.0.0.1:8443": "127.0.0.1",
+                                                         "[::1]:8443": "::1"}
 
 
 def test_the_plan_does_not_depend_on_the_order_endpoints_arrive_in():
@@ -138,3 +139,49 @@ def test_the_plan_does_not_depend_on_the_order_endpoints_arrive_in():
     second = _plan(list(reversed(found)), sources)
     assert first[0] == second[0]
     assert [t.id for t in first[1]] == [t.id for t in second[1]]
+
+
+def test_a_second_opted_in_source_probes_what_the_first_leaves_out():
+    # Given two clusters that find one host; the first's include leaves it out
+    found = [_ep("portal.example.org", source="k8s:a"), _ep("portal.example.org", source="k8s:b")]
+    sources = {"k8s:a": ProbeEndpointsConfig(include=["api.*"]), "k8s:b": ProbeEndpointsConfig()}
+    [record], [target] = _plan(found, sources)
+    # Then the second probes it, and the record says so
+    assert record.probed and record.endpoint.source == "k8s:b"
+    assert target.id == "tls:k8s:b/portal.example.org:443"
+
+
+def test_a_refusal_names_the_source_whose_setting_refused():
+    [record], _ = _plan([_ep("portal.example.org")], {K8S: ProbeEndpointsConfig(include=["x"])})
+    assert record.note.endswith(f"include and exclude of {K8S}")
+
+
+def test_a_configured_endpoint_is_not_claimed_probed_without_a_tls_check():
+    configured = [_configured("portal", "portal.example.org", 443)]
+    [record], _ = _plan([_ep("portal.example.org")], {K8S: ProbeEndpointsConfig()}, configured,
+                        tls_checks=False)
+    assert not record.probed and "no TLS" in record.note
+
+
+def test_an_interrupted_scan_lists_every_endpoint_and_probes_none():
+    request = ProbeRequest({K8S: ProbeEndpointsConfig()}, interrupted=True)
+    records, targets = plan_probes([_ep("a.example.org"), _ep("b.example.org")], request)
+    assert targets == [] and len(records) == 2
+    assert all(not r.probed and "interrupted" in r.note for r in records)
+
+
+def test_connect_to_matches_whatever_the_case_of_the_name(caplog: pytest.LogCaptureFixture):
+    setting = ProbeEndpointsConfig(connect_to={"PORTAL.example.org:443": "127.0.0.1:8443",
+                                               "typo.example.org:443": "127.0.0.1:9443"})
+    [record], [target] = _plan([_ep("Portal.Example.org")], {K8S: setting})
+    assert target.config.connect_to == "127.0.0.1:8443"
+    # And a route that matches nothing found is named in a warning
+    assert "typo.example.org:443" in caplog.text
+    assert "portal.example.org:443" not in caplog.text
+
+
+def test_an_external_endpoint_says_the_bundle_is_not_its_store(tmp_path: Path):
+    setting = ProbeEndpointsConfig(ca_bundle=tmp_path / "ca.pem")
+    [record], [target] = _plan([_ep("www.example.org")], {K8S: setting})
+    assert target.config.ca_bundle is None
+    assert record.probed and "Mozilla" in record.note

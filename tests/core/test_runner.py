@@ -114,7 +114,8 @@ def test_a_follow_up_phase_probes_what_the_first_phase_found():
         def on_task_done(self, check_id, target_id, findings):
             pass
 
-    def follow_up(endpoints):
+    def follow_up(endpoints, interrupted):
+        assert not interrupted
         handed.extend(endpoints)
         return [Target(TargetKind.TLS_ENDPOINT, f"tls:x/{e.address}", e.address)
                 for e in endpoints if e.host.startswith("a.")]
@@ -138,3 +139,28 @@ def test_without_a_follow_up_found_endpoints_change_nothing():
     result = _scan(Discovering("f.find", [Endpoint("a.example.org", 443, "logs:t1", "lb/a",
                                                    "test")]), probing)
     assert probing.seen == [] and result.tasks == 1
+
+
+def test_an_interrupted_scan_still_hands_over_what_it_found_and_probes_nothing():
+    # Given a scan whose first finished task is followed by Ctrl-C
+    found = [Endpoint("a.example.org", 443, "logs:t1", "lb/a", "test")]
+    probing = Probing("f.tls")
+    calls: list[tuple[int, bool]] = []
+
+    class CtrlC:
+        def on_start(self, total):
+            pass
+
+        def on_task_done(self, check_id, target_id, findings):
+            raise KeyboardInterrupt
+
+    def follow_up(endpoints, interrupted):
+        calls.append((len(endpoints), interrupted))
+        return [Target(TargetKind.TLS_ENDPOINT, "tls:x/a.example.org:443", "a.example.org:443")]
+
+    result = scan(Registry.from_checks([Discovering("f.find", found), probing]), [target()],
+                  _ctx(), organization="o", config_fingerprint="f", observer=CtrlC(),
+                  follow_up=follow_up)
+    # Then the follow-up heard of the endpoint and of the interruption, and nothing was probed
+    assert calls == [(1, True)]
+    assert probing.seen == [] and result.interrupted

@@ -16,10 +16,11 @@ from hipaacheck.config import parse_inventory
 from hipaacheck.lab.base import LabPart
 from hipaacheck.lab.discovered import DiscoveredLab, start_discovered_lab
 from hipaacheck.lab.kubeapi import LIVE_ENDPOINTS, start_kubernetes_lab
-from hipaacheck.model import EndpointRecord, Status, TargetKind
+from hipaacheck.model import EndpointRecord, Finding, Status, TargetKind
 from hipaacheck.registry import load_registry
-from hipaacheck.result import ScanResult
+from hipaacheck.result import ScanResult, Shard
 from hipaacheck.scanning import run_scan
+from hipaacheck.sharding import merge
 
 ONLY = ("kubernetes.ingress.tls", "kubernetes.service.load_balancer_tls",
         "kubernetes.gateway.listener_tls", "tls.endpoint")
@@ -104,3 +105,28 @@ def test_the_json_document_carries_every_endpoint(
     again = ScanResult.from_json(result.to_json())
     assert again.endpoints == result.endpoints
 
+
+
+def test_shards_merge_into_the_single_scan_when_two_clusters_share_endpoints(
+        cluster: tuple[LabPart, DiscoveredLab]) -> None:
+    # Given two opted-in clusters (one API server) that find the same endpoints
+    kube, _ = cluster
+    inventory = yaml.safe_load(yaml.safe_dump(kube.inventory))
+    [entry] = inventory["kubernetes"]["clusters"]
+    inventory["kubernetes"]["clusters"] = [{**entry, "name": "lab-a"}, {**entry, "name": "lab-b"}]
+    document = parse_inventory(yaml.safe_dump(
+        {"version": 1, "organization": "test", **inventory,
+         "scan": {"workers": 4, "probe_timeout_seconds": 5}}))
+    single = run_scan(document, load_registry(), only=ONLY)
+    # When each shard scans one cluster and the shards are merged
+    shards = [run_scan(document, load_registry(), only=ONLY, shard=Shard(k, 2)) for k in (1, 2)]
+    merged = merge(shards).result
+    # Then the merged result lists and judges each endpoint once, as the single scan does
+    assert merged.endpoints == single.endpoints
+    assert sorted(t.id for t in merged.targets) == sorted(t.id for t in single.targets)
+    assert sorted(_key(f) for f in merged.findings) == sorted(_key(f) for f in single.findings)
+    assert merged.tasks == single.tasks
+
+
+def _key(finding: Finding) -> tuple[str, str, str, str]:
+    return finding.check_id, finding.target, finding.resource, finding.status.value

@@ -158,8 +158,11 @@ def test_every_note_plan_probes_writes_falls_in_a_named_class():
     records, _ = plan_probes(endpoints, request)
     unselected, _ = plan_probes([found("x.example")],
                                 dataclasses.replace(request, tls_checks=False))
+    stopped, _ = plan_probes([found("y.example")],
+                             dataclasses.replace(request, interrupted=True))
     # When each record is classed
-    classes = {r.endpoint.host: endpoint_reason(r) for r in [*records, *unselected]}
+    classes = {r.endpoint.host: endpoint_reason(r)
+               for r in [*records, *unselected, *stopped]}
     # Then every note but the prober's own refusal lands in a named class
     named = {label for _, label in ENDPOINT_REASONS}
     assert classes.pop("db.example") == "a database whose TLS upgrade the prober does not speak"

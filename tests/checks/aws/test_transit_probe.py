@@ -87,7 +87,8 @@ def test_opted_in_listeners_are_probed_and_judged(servers, moto_url: str) -> Non
     # Then both HTTPS listeners were probed through the loopback servers
     portal, internal = records[f"{names['portal']}:443"], records[f"{names['records']}:443"]
     assert portal.probed and internal.probed
-    assert internal.endpoint.zone == "internal" and portal.endpoint.zone == "external"
+    # (the account's zone override judges the internet-facing one as internal too)
+    assert internal.endpoint.zone == portal.endpoint.zone == "internal"
     # And the HTTP listeners are listed as plaintext by configuration, never probed
     assert not records[f"{names['portal']}:80"].probed
     assert "plaintext" in records[f"{names['portal']}:80"].note
@@ -99,6 +100,9 @@ def test_opted_in_listeners_are_probed_and_judged(servers, moto_url: str) -> Non
     chains = {f.target: f.status for f in result.findings
               if f.check_id == "tls.endpoint.certificate"}
     assert chains[portal.target] is Status.PASS
+    # And the findings name the listener, not the address the probe was routed to
+    assert {f.resource for f in result.findings if f.target == portal.target} == {
+        f"{names['portal']}:443"}
     # And the servers saw connections only because the account opted in
     assert all(s.connections > 0 for s in started.values())
 

@@ -80,3 +80,11 @@ def test_every_distinct_server_is_offered_once_by_the_server_check_alone() -> No
     assert [e.host for e in found] == ["db.internal", "audit.internal"]
     # The pg_hba.conf and session checks judge the same servers and offer nothing.
     assert [kind for kind in CHECKS if kind.endpoints is not Check.endpoints] == [ServerTls]
+
+
+def test_an_address_left_to_libpq_is_offered_where_the_connection_went() -> None:
+    server = replace(SERVER, label="db.internal:?", reached=("db.internal", 6432))
+
+    [endpoint] = ServerTls().endpoints((server,), TARGET)
+
+    assert endpoint.address == "db.internal:6432"

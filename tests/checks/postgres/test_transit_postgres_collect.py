@@ -277,3 +277,17 @@ def test_the_offered_endpoint_is_probed_through_starttls(tls_on: Lab,
     # The probe spoke PostgreSQL's SSLRequest first, then TLS: the server's own versions.
     assert [(f.status, f.evidence["accepted_versions"]) for f in findings] == [
         (Status.PASS, ("TLS 1.2", "TLS 1.3"))]
+
+
+def test_a_port_left_to_libpq_is_offered_at_the_port_the_connection_used(
+        tls_on: Lab, pg_ctx: CheckContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a conninfo without a port: libpq takes it from PGPORT
+    monkeypatch.setenv("PGPORT", str(tls_on.server.port))
+    conn = tls_on.conn("auditor")
+    text = conn.conninfo.reveal().replace(f"port={tls_on.server.port} ", "")
+    assert "port=" not in text
+    where = target(PostgresConnection(conninfo=Secret(text)))
+
+    [endpoint] = offered(ServerTls(), pg_ctx, where)
+
+    assert (endpoint.host, endpoint.port, endpoint.tls) == ("127.0.0.1", tls_on.server.port, True)
