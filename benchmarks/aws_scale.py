@@ -3,14 +3,21 @@ Scale benchmark of the AWS encryption-at-rest and backup-retention checks.
 
 Starts a moto server in a child process on 127.0.0.1, seeds one account across four regions
 with 2,000 buckets, 300 RDS instances, 200 manual DB snapshots (moto adds an automated one per
-instance), 500 EBS volumes and 300 log groups (times `--scale`), then runs every check of both
-families through hipaacheck's runner in this process, and prints:
+instance), 500 EBS volumes and 300 log groups (times `--scale`), and a continuous AWS Config
+recorder in every region. Then it runs every check of both families through hipaacheck's
+runner in this process twice, each scan with a fresh memo: with AWS Config (bucket policies
+and lifecycle rules from Config's recorded items, 100 buckets per call) and without it
+(`use_aws_config: false`, every bucket read directly). For each it prints:
 
 - wall time of the scan, and peak memory (RSS growth of this process, which holds no moto
-  state; with `--tracemalloc`, the peak of Python allocations instead);
-- API calls per resource, per service and overall, and per bucket for the two families;
+  state, so only the first scan's figure means anything; with `--tracemalloc`, the peak of
+  Python allocations, for both);
+- API calls per resource, per service and overall, and per bucket for the two families
+  (`bucket_calls_per_bucket`: S3 and Config calls together);
 - whether any resource was fetched twice (same service, region, operation and subject, first
-  pages only).
+  pages only; a batch call counts once for each bucket it asked for);
+
+and whether the two scans gave every finding the same status.
 
 Run from the repository root:  .venv/bin/python benchmarks/aws_scale.py [--scale 0.5]
 `--phi-buckets '*-phi-*'` narrows the PHI scope to some buckets, as an inventory would.
@@ -47,8 +54,8 @@ from hipaacheck.checks.aws import (
 )
 from hipaacheck.clients import Clients
 from hipaacheck.config import AwsAccountConfig
-from hipaacheck.lab.aws import LabCredentials, create_isolated_account
-from hipaacheck.model import Family, Target, TargetKind
+from hipaacheck.lab.aws import LabCredentials, create_isolated_account, seed_config_recorder
+from hipaacheck.model import Family, Finding, Target, TargetKind
 from hipaacheck.registry import Registry
 from hipaacheck.runner import Runner, plan
 
@@ -146,6 +153,12 @@ def seed_buckets(creds: LabCredentials, url: str, count: int,
     fan(make, range(count))
 
 
+def seed_config(creds: LabCredentials, url: str) -> None:
+    """A continuous AWS Config recorder, recording every supported type, in every region."""
+    for region in REGIONS:
+        seed_config_recorder(creds, url, region)
+
+
 def seed_databases(creds: LabCredentials, url: str, instances: int, snapshots: int,
                    keys: dict[str, str]) -> None:
     """DB instances over the regions, two thirds encrypted, and manual snapshots of some."""
@@ -209,19 +222,43 @@ def seed(creds: LabCredentials, url: str, scale: float) -> dict[str, int]:
     seed_buckets(creds, url, counts["buckets"], keys)
     seed_databases(creds, url, counts["db_instances"], counts["db_snapshots"], keys)
     seed_volumes_and_logs(creds, url, counts["volumes"], counts["log_groups"], keys)
+    seed_config(creds, url)
     counts["buckets"] += 1  # the trail's bucket
     return counts
 
 
-def run_scan(url: str, phi_buckets: str, trace: bool,
-             policy: Policy) -> tuple[CheckContext, int, float, float]:
-    """Every check through the runner; the context, finding count, seconds and peak MiB."""
+class BatchLog:
+    """
+    The buckets each `BatchGetResourceConfig` asked for, noted from its parameters (the call
+    log names no subject for a batch), so a batch counts once per bucket in it.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, str]] = []
+
+    def watch(self, ctx: CheckContext, account: AwsAccountConfig) -> None:
+        """Note the parameters of every batch call made through the scan's Config clients."""
+        session = ctx.clients.aws(account)
+        for region in REGIONS:
+            session.client("config", region).meta.events.register(
+                "before-parameter-build.config.BatchGetResourceConfig",
+                lambda params, region=region, **_: self.keys.extend(
+                    (region, str(k.get("resourceId"))) for k in params.get("resourceKeys", ())))
+
+
+def run_scan(url: str, phi_buckets: str, trace: bool, policy: Policy,
+             use_aws_config: bool) -> tuple[CheckContext, list[Finding], BatchLog, float, float]:
+    """Every check through the runner, with a fresh memo; the context, findings, the batch
+    calls' buckets, seconds and peak MiB."""
     account = BenchAccount(name="bench", regions=list(REGIONS), endpoint_url=url,
-                           phi_resources=[phi_buckets, *OTHER_PHI_STORES])
+                           phi_resources=[phi_buckets, *OTHER_PHI_STORES],
+                           use_aws_config=use_aws_config)
     target = Target(TargetKind.AWS, "aws:bench", "bench", account)
     ctx = CheckContext(clients=Clients(timeout=30), policy=policy,
                        logger=logging.getLogger("bench"), clock=lambda: datetime.now(UTC),
                        timeout=30)
+    batches = BatchLog()
+    batches.watch(ctx, account)
     registry = Registry.from_checks(family_checks())
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if trace:
@@ -236,22 +273,35 @@ def run_scan(url: str, phi_buckets: str, trace: bool,
         tracemalloc.stop()
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    return ctx, sum(len(f) for f in results.values()), seconds, peak
+    return ctx, [f for found in results.values() for f in found], batches, seconds, peak
 
 
-def report(ctx: CheckContext, counts: dict[str, int], findings: int, seconds: float,
-           peak: float, trace: bool) -> dict[str, Any]:
+def fetched_twice(ctx: CheckContext, batches: BatchLog) -> dict[tuple[str, ...], int]:
+    """Reads made more than once: first pages, each batch call counted once per bucket."""
+    reads: Counter[tuple[str, ...]] = Counter(
+        c.identity for c in ctx.clients.aws_calls()
+        if not c.continued and c.operation != "BatchGetResourceConfig")
+    reads.update(("config", region, "BatchGetResourceConfig", f"resourceId={name}")
+                 for region, name in batches.keys)
+    return {k: n for k, n in reads.items() if n > 1}
+
+
+def report(ctx: CheckContext, counts: dict[str, int], findings: int, batches: BatchLog,
+           seconds: float, peak: float, trace: bool) -> dict[str, Any]:
     """The figures, printed and returned."""
     calls = ctx.clients.aws_calls()
     by_service = Counter(c.service for c in calls)
-    reads = Counter(c.identity for c in calls if not c.continued)
-    twice = {k: n for k, n in reads.items() if n > 1}
+    twice = fetched_twice(ctx, batches)
     total = sum(counts.values()) + counts["db_instances"]  # moto's automated snapshots
     figures = {
         "resources": counts, "resources_total": total, "findings": findings,
         "wall_seconds": round(seconds, 1), "api_calls": len(calls),
         "calls_by_service": dict(by_service.most_common()),
         "calls_per_resource": round(len(calls) / total, 3),
+        "bucket_calls_per_bucket": round(
+            (by_service["s3"] + by_service["config"]) / counts["buckets"], 3),
+        "bucket_calls_by_operation": dict(Counter(
+            c.operation for c in calls if c.service in ("s3", "config")).most_common()),
         "s3_calls_per_bucket": round(by_service["s3"] / counts["buckets"], 3),
         "rds_calls_per_instance_or_snapshot": round(
             by_service["rds"] / (2 * counts["db_instances"] + counts["db_snapshots"]), 3),
@@ -264,6 +314,16 @@ def report(ctx: CheckContext, counts: dict[str, int], findings: int, seconds: fl
     }
     print(json.dumps(figures, indent=2))
     return figures
+
+
+def compare(with_config: dict[tuple[str, str], Any],
+            without: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    """Whether both scans judged the same resources the same way."""
+    differ = sorted(k for k in with_config.keys() & without.keys()
+                    if with_config[k] != without[k])
+    return {"same_findings": with_config.keys() == without.keys(),
+            "status_differences": len(differ),
+            "status_difference_examples": [list(k) for k in differ[:5]]}
 
 
 def main() -> None:
@@ -291,10 +351,17 @@ def main() -> None:
         if args.variants:
             runs += [("*-phi-*", False), ("*", True)]
         for phi, strict in runs:
-            print(f"scan with PHI buckets {phi!r}, strict={strict}", file=sys.stderr)
             policy = Policy(require_customer_managed_keys=strict)
-            ctx, findings, seconds, peak = run_scan(url, phi, args.tracemalloc, policy)
-            report(ctx, counts, findings, seconds, peak, args.tracemalloc)
+            verdicts = []
+            for use_config in (True, False):
+                print(f"scan with PHI buckets {phi!r}, strict={strict}, "
+                      f"use_aws_config={use_config}", file=sys.stderr)
+                ctx, found, batches, seconds, peak = run_scan(url, phi, args.tracemalloc,
+                                                              policy, use_config)
+                print(f"use_aws_config: {str(use_config).lower()}")
+                report(ctx, counts, len(found), batches, seconds, peak, args.tracemalloc)
+                verdicts.append({(f.check_id, f.resource): f.status for f in found})
+            print(json.dumps(compare(*verdicts), indent=2))
     finally:
         assert child.stdin is not None
         child.stdin.close()

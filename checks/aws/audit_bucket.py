@@ -12,13 +12,16 @@ can anything delete or rewrite what they hold, and can the application's own rol
   simulator when the scan may call it, else by reading the role's and the bucket's policies
   (see `audit_policy`); the evidence names the method.
 
+Both read the bucket policy through the encryption family's `s3.bucket_policy_text`, so a scan
+reads each policy once; where AWS Config records S3 continuously in the bucket's region, it
+comes from Config's recorded item and the finding's evidence names the item's capture time.
 Only bucket-level configuration is read: no object, key name or tag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hipaacheck.check import Check, CheckContext, Policy
@@ -42,7 +45,15 @@ from hipaacheck.checks.aws.audit_trail import (
     discovery_gaps,
 )
 from hipaacheck.checks.aws.collector import REGIONS_OPERATION, Scan
-from hipaacheck.checks.aws.s3 import GET_LOCATION, LIST_BUCKETS, BucketRef, bucket_region
+from hipaacheck.checks.aws.config_items import CONFIG_OPERATIONS
+from hipaacheck.checks.aws.s3 import (
+    GET_LOCATION,
+    LIST_BUCKETS,
+    BucketRef,
+    bucket_policy_source,
+    bucket_policy_text,
+    bucket_region,
+)
 from hipaacheck.clients.aws import AwsSession, classify_error, error_code
 from hipaacheck.model import (
     CheckMeta,
@@ -89,20 +100,11 @@ def _vanished() -> Unknown:
 
 
 def read_bucket_policy(scan: Scan, region: str, name: str) -> Fact[str | None]:
-    """The bucket policy's JSON text, None when the bucket has none; read once per scan."""
-    def compute() -> Fact[str | None]:
-        try:
-            client = scan.session.client("s3", region)
-            return str(client.get_bucket_policy(Bucket=name)["Policy"])
-        except Exception as exc:  # noqa: BLE001 - classify_error re-raises what it cannot name
-            code = error_code(exc)
-            if code == "NoSuchBucketPolicy":
-                return None
-            if code == "NoSuchBucket":
-                return _vanished()
-            return classify_error(exc, GET_POLICY)
-
-    return scan.once(("audit.s3.bucket_policy", name), compute)
+    """
+    The bucket policy's JSON text, None when the bucket has none; read once per scan and
+    shared with the encryption family (the memo entry of `s3.bucket_policy_text`).
+    """
+    return bucket_policy_text(scan, name, region)
 
 
 # --- aws.s3.audit_bucket_immutable -------------------------------------------------------------
@@ -140,6 +142,8 @@ class ImmutabilityFacts:
     lock: Fact[ObjectLock]
     versioning: Fact[Versioning]
     deny_delete: Fact[DenyDelete]
+    policy_source: str | None = None
+    """The AWS Config item the bucket policy came from; None when read from S3."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,8 @@ def _observe_bucket(scan: Scan, store: AuditStore) -> ImmutabilityFacts:
                               else policy_denies_delete(policy, store.name))
     return ImmutabilityFacts(store.name, store.sources, region,
                              _read_lock(scan.session, region, store.name),
-                             _read_versioning(scan.session, region, store.name), deny)
+                             _read_versioning(scan.session, region, store.name), deny,
+                             bucket_policy_source(scan, store.name, region))
 
 
 class AuditBucketImmutable(Check[BucketsObservation]):
@@ -253,6 +258,7 @@ class AuditBucketImmutable(Check[BucketsObservation]):
             _aws(GET_OBJECT_LOCK, "Object Lock mode and default retention"),
             _aws(GET_VERSIONING, "versioning and MFA delete"),
             _aws(GET_POLICY, "whether the bucket policy denies deletes"),
+            *CONFIG_OPERATIONS,
         ),
     )
 
@@ -297,6 +303,8 @@ def _immutability_evidence(bucket: ImmutabilityFacts, region: str,
         "mfa_delete": versioning.mfa_delete if versioning else "unknown",
         "policy_denies_delete": bucket.deny_delete if isinstance(bucket.deny_delete, str)
         else "unknown"}
+    if bucket.policy_source and isinstance(bucket.deny_delete, str):
+        evidence["source"] = bucket.policy_source
     if lock is not None:
         evidence["trail_retention"] = _retention_words(lock)
         evidence["retention_meets_policy"] = bool(lock.mode and lock.days and
@@ -359,6 +367,8 @@ class RoleOnBucket:
     name: str
     sources: tuple[str, ...]
     decisions: Fact[RoleDecisions]
+    policy_source: str | None = None
+    """The AWS Config item the bucket policy came from; None when read from S3."""
 
 
 @dataclass(frozen=True)
@@ -384,7 +394,8 @@ def _role_on_bucket(scan: Scan, role: str, store: AuditStore) -> RoleOnBucket:
     if isinstance(policy, Unknown):
         return RoleOnBucket(store.name, store.sources, policy)
     return RoleOnBucket(store.name, store.sources, role_decisions(
-        scan.ctx, scan.session, scan.account, role, bucket_asks(store.name), policy))
+        scan.ctx, scan.session, scan.account, role, bucket_asks(store.name), policy),
+        bucket_policy_source(scan, store.name, region))
 
 
 class AppRoleAuditBucketAccess(Check[RoleAccessObservation]):
@@ -419,6 +430,7 @@ class AppRoleAuditBucketAccess(Check[RoleAccessObservation]):
         operations=(
             *_DISCOVERY_OPERATIONS,
             _aws(GET_POLICY, "the bucket policy, for the simulation and the analysis"),
+            *CONFIG_OPERATIONS,
             *ROLE_OPERATIONS,
         ),
     )
@@ -444,8 +456,16 @@ class AppRoleAuditBucketAccess(Check[RoleAccessObservation]):
             return gaps or [f.unverified(BUCKETS_RESOURCE, Unknown(
                 UnknownReason.NOT_VISIBLE, "no audit bucket was found",
                 "`audit_buckets` in this AWS account of the inventory"), "the audit buckets")]
-        return [*gaps, *(judge_role_access(f, obs.role, b.name, "s3_bucket", f"s3://{b.name}",
-                                           b.decisions) for b in obs.buckets)]
+        return [*gaps, *(_with_source(judge_role_access(
+            f, obs.role, b.name, "s3_bucket", f"s3://{b.name}", b.decisions), b)
+            for b in obs.buckets)]
+
+
+def _with_source(finding: Finding, bucket: RoleOnBucket) -> Finding:
+    """The finding, its evidence naming the Config item when the bucket policy came from one."""
+    if not bucket.policy_source or isinstance(bucket.decisions, Unknown):
+        return finding
+    return replace(finding, evidence={**finding.evidence, "source": bucket.policy_source})
 
 
 def judge_role_access(f: FindingBuilder[Any], role: str, resource: str, kind: str,

@@ -8,10 +8,14 @@ bucket's region comes from the listing: real S3 reports it per bucket; where an 
 not, one listing filtered by region per scanned region places the buckets, and only the rest
 cost a `GetBucketLocation` each.
 
-Per bucket this check makes one call (`GetBucketEncryption`), and a second
-(`GetBucketPolicy`) only for SSE-S3 buckets when the policy does not already require
-customer-managed keys: a bucket policy that refuses uploads without SSE-KMS turns an SSE-S3
-default into a WARN. Only bucket-level configuration is read: no object, key name or tag.
+Per bucket this check makes one call (`GetBucketEncryption`), and needs the bucket policy
+only for SSE-S3 buckets when the policy does not already require customer-managed keys: a
+bucket policy that refuses uploads without SSE-KMS turns an SSE-S3 default into a WARN. Where
+AWS Config records S3 continuously in the bucket's region (and the account's
+`use_aws_config` is on), the policy comes from Config's recorded item, fetched for 100
+buckets per call (`config_items`), and the finding's evidence names the item's capture time;
+elsewhere it is one `GetBucketPolicy`. Only bucket-level configuration is read: no object,
+key name or tag.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from hipaacheck.checks.aws.collector import (
     scan_regions,
 )
 from hipaacheck.checks.aws.collector import key_manager as _key_manager
+from hipaacheck.checks.aws.config_items import CONFIG_OPERATIONS, RecordedBucket
+from hipaacheck.checks.aws.config_items import recorded_bucket as _recorded_bucket
 from hipaacheck.clients.aws import AwsSession, classify_error, error_code
 from hipaacheck.config import AwsAccountConfig
 from hipaacheck.model import (
@@ -92,7 +98,8 @@ class BucketEncryption:
     `encryption` is None when the bucket has no default encryption. `key_manager` is
     `"CUSTOMER"` or `"AWS"` for KMS rules, None when no KMS key is involved.
     `policy_requires_kms` is whether the bucket policy refuses uploads without SSE-KMS; None
-    when it was not read because it could not change the verdict.
+    when it was not read because it could not change the verdict. `policy_source` names the
+    AWS Config item the policy came from; None when it was read from S3.
     """
 
     name: str
@@ -100,6 +107,7 @@ class BucketEncryption:
     encryption: Fact[DefaultSse | None]
     key_manager: Fact[str] | None = None
     policy_requires_kms: Fact[bool] | None = None
+    policy_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,14 +226,45 @@ def bucket_encryption(scan: Scan, name: str, region: str) -> Fact[DefaultSse | N
                      lambda: read_default_sse(scan.session, region, name))
 
 
+def buckets_in_region(scan: Scan, region: str) -> tuple[str, ...]:
+    """The listed buckets the listings place in `region`; none when the listing failed."""
+    def compute() -> tuple[str, ...]:
+        buckets = bucket_listing(scan)
+        if isinstance(buckets, Unknown):
+            return ()
+        return tuple(b.name for b in buckets if b.region == region)
+
+    return scan.once(("s3.region_buckets", region), compute)
+
+
+def recorded(scan: Scan, name: str, region: str) -> RecordedBucket | None:
+    """
+    The bucket's AWS Config item, or None when the bucket is to be read directly.
+
+    The first request in a region fetches the items of every listed bucket there, once.
+    """
+    return _recorded_bucket(scan, region, name, lambda: buckets_in_region(scan, region))
+
+
+def bucket_policy_source(scan: Scan, name: str, region: str) -> str | None:
+    """Where `bucket_policy_text` took the policy from: the Config item, or None for S3."""
+    item = recorded(scan, name, region)
+    return item.policy.source if item is not None and item.policy is not None else None
+
+
 def bucket_policy_text(scan: Scan, name: str, region: str) -> Fact[str | None]:
     """
-    The bucket policy's JSON text, None when the bucket has none; read once per scan.
+    The bucket policy's JSON text, None when the bucket has none; read once per scan, from the
+    bucket's AWS Config item where there is a usable one (see `bucket_policy_source`).
 
-    NOTE: the memo key and value (policy text or None) are those of the audit family's
-    `audit_bucket.read_bucket_policy`, so a scan running both reads each policy once.
+    NOTE: the audit family's `audit_bucket.read_bucket_policy` reads through this function,
+    so the memo key and value (policy text or None) are shared and a scan running both
+    families reads each policy once.
     """
     def compute() -> Fact[str | None]:
+        item = recorded(scan, name, region)
+        if item is not None and item.policy is not None:
+            return item.policy.value
         response = read(scan, "s3", region, "get_bucket_policy", GET_POLICY,
                         absent={"NoSuchBucketPolicy": {}, "NoSuchBucket": vanished()},
                         Bucket=name)
@@ -306,7 +345,9 @@ class DefaultEncryption(Check[S3Observation]):
             "customer-managed key passes; SSE-S3 or the AWS-managed KMS key passes with a note, "
             "or warns when the policy requires customer-managed keys or the bucket policy "
             "requires SSE-KMS; no default encryption fails. Whether S3 Bucket Keys are on is "
-            "noted."),
+            "noted. Bucket policies come from AWS Config's recorded items where a continuous "
+            "recorder covers S3 in the bucket's region (the evidence names the capture time), "
+            "else from S3."),
         remediation=(
             "Set default encryption on the bucket (PutBucketEncryption) to SSE-KMS with a "
             "customer-managed KMS key, enable S3 Bucket Keys, and re-encrypt existing objects "
@@ -318,6 +359,7 @@ class DefaultEncryption(Check[S3Observation]):
             Operation(System.AWS, GET_ENCRYPTION, "read each bucket's default encryption"),
             Operation(System.AWS, GET_POLICY,
                       "see whether an SSE-S3 bucket's policy requires SSE-KMS"),
+            *CONFIG_OPERATIONS,
             KEY_OPERATION,
             REGIONS_OPERATION,
         ),
@@ -340,11 +382,13 @@ class DefaultEncryption(Check[S3Observation]):
         sse = bucket_encryption(scan, bucket.name, region)
         manager: Fact[str] | None = None
         requires: Fact[bool] | None = None
+        source: str | None = None
         if isinstance(sse, DefaultSse) and sse.algorithm in KMS_ALGORITHMS:
             manager = _key_manager(scan, region, sse.kms_key_id)
         elif isinstance(sse, DefaultSse) and sse.algorithm == SSE_S3 and not strict:
             requires = bucket_policy_requires_kms(scan, bucket.name, region)
-        return BucketEncryption(bucket.name, region, sse, manager, requires)
+            source = bucket_policy_source(scan, bucket.name, region)
+        return BucketEncryption(bucket.name, region, sse, manager, requires, source)
 
     def evaluate(self, obs: S3Observation, target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -388,6 +432,8 @@ def _judge_sse_s3(make: FindingBuilder[S3Observation], bucket: BucketEncryption,
     if isinstance(requires, Unknown):
         return make.unverified(bucket.name, requires, "whether the bucket policy requires KMS")
     evidence["policy_requires_kms"] = requires
+    if bucket.policy_source:
+        evidence["source"] = bucket.policy_source
     if requires:
         return make.warned(bucket.name, "The bucket policy requires SSE-KMS uploads, but the "
                            "default encryption is SSE-S3.", evidence=evidence)

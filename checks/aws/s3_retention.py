@@ -4,8 +4,12 @@ earlier than its retention.
 
 The buckets in scope are those of the account's PHI scope (every bucket by default) and the
 audit record stores: CloudTrail's buckets (`audit_logs.trail_stores`) and the account's
-`audit_buckets` patterns. Each in-scope bucket costs one `GetBucketVersioning` and one
-`GetBucketLifecycleConfiguration`, memoised and shared with the backup coverage check.
+`audit_buckets` patterns. Each in-scope bucket costs one `GetBucketVersioning`, and its
+lifecycle rules one `GetBucketLifecycleConfiguration`, both memoised and shared with the backup
+coverage check. Where AWS Config records S3 continuously in the bucket's region (and the
+account's `use_aws_config` is on), the lifecycle rules come from Config's recorded item instead,
+100 buckets per call (`config_items`), and the lifecycle finding's evidence names the item's
+capture time. Versioning is always read from S3.
 
 Retention thresholds: an audit bucket must keep current and noncurrent versions for
 `policy.min_audit_retention_days` (2,192 by default); a PHI bucket must keep noncurrent
@@ -24,6 +28,7 @@ from typing import Any
 
 from hipaacheck.check import Check, CheckContext, Policy
 from hipaacheck.checks.aws.collector import REGIONS_OPERATION, Scan, matches, read
+from hipaacheck.checks.aws.config_items import CONFIG_OPERATIONS
 from hipaacheck.checks.aws.log_retention import (
     RETENTION_CITATIONS,
     TRAILS_OPERATIONS,
@@ -37,6 +42,7 @@ from hipaacheck.checks.aws.s3 import (
     BucketRef,
     bucket_listing,
     locate_bucket,
+    recorded,
     vanished,
 )
 from hipaacheck.model import (
@@ -99,8 +105,14 @@ def bucket_versioning(scan: Scan, name: str, region: str) -> Fact[Versioning]:
 
 
 def bucket_lifecycle(scan: Scan, name: str, region: str) -> Fact[tuple[ExpiryRule, ...]]:
-    """A bucket's enabled lifecycle rules that expire data, read once per scan."""
+    """
+    A bucket's enabled lifecycle rules that expire data, read once per scan: from the bucket's
+    AWS Config item where there is a usable one (see `lifecycle_source`), else from S3.
+    """
     def compute() -> Fact[tuple[ExpiryRule, ...]]:
+        item = recorded(scan, name, region)
+        if item is not None and item.lifecycle is not None:
+            return expiring(item.lifecycle.value)
         response = read(scan, "s3", region, "get_bucket_lifecycle_configuration",
                         GET_LIFECYCLE, absent={"NoSuchLifecycleConfiguration": {},
                                                "NoSuchBucket": None}, Bucket=name)
@@ -108,10 +120,21 @@ def bucket_lifecycle(scan: Scan, name: str, region: str) -> Fact[tuple[ExpiryRul
             return vanished()
         if isinstance(response, Unknown):
             return response
-        rules = [_expiry(r) for r in response.get("Rules", []) if r.get("Status") == "Enabled"]
-        return tuple(r for r in rules if r is not None)
+        return expiring(response.get("Rules", []))
 
     return scan.once(("s3.lifecycle", name), compute)
+
+
+def lifecycle_source(scan: Scan, name: str, region: str) -> str | None:
+    """Where `bucket_lifecycle` took the rules from: the Config item, or None for S3."""
+    item = recorded(scan, name, region)
+    return item.lifecycle.source if item is not None and item.lifecycle is not None else None
+
+
+def expiring(rules: Sequence[Mapping[str, Any]]) -> tuple[ExpiryRule, ...]:
+    """The enabled rules among S3 API lifecycle rules that delete data."""
+    found = [_expiry(r) for r in rules if r.get("Status") == "Enabled"]
+    return tuple(r for r in found if r is not None)
 
 
 def _expiry(rule: Mapping[str, Any]) -> ExpiryRule | None:
@@ -146,6 +169,8 @@ class BucketRetention:
     audit: Fact[bool]
     versioning: Fact[Versioning] | None = None
     lifecycle: Fact[tuple[ExpiryRule, ...]] | None = None
+    lifecycle_source: str | None = None
+    """The AWS Config item the lifecycle rules came from; None when read from S3."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +216,8 @@ def _with_reads(scan: Scan, bucket: BucketRetention, versioning: bool,
     return BucketRetention(
         bucket.name, bucket.region, bucket.phi, bucket.audit,
         bucket_versioning(scan, bucket.name, bucket.region) if versioning else None,
-        bucket_lifecycle(scan, bucket.name, bucket.region) if lifecycle else None)
+        bucket_lifecycle(scan, bucket.name, bucket.region) if lifecycle else None,
+        lifecycle_source(scan, bucket.name, bucket.region) if lifecycle else None)
 
 
 def observe_buckets(scan: Scan, *, versioning: bool, lifecycle: bool) -> RetentionObservation:
@@ -203,12 +229,15 @@ def observe_buckets(scan: Scan, *, versioning: bool, lifecycle: bool) -> Retenti
         lambda b: _with_reads(scan, b, versioning, lifecycle), buckets)))
 
 
-_BUCKET_OPERATIONS = (
+_LISTING_OPERATIONS = (
     Operation(System.AWS, LIST_BUCKETS, "list the account's buckets"),
     Operation(System.AWS, GET_LOCATION, "find the region of a bucket the listings do not place"),
     *TRAILS_OPERATIONS,
     REGIONS_OPERATION,
 )
+# NOTE: the backup coverage check (backup.py) declares this tuple and reads lifecycle rules
+# through `observe_buckets`, so it carries the AWS Config reads; versioning alone does not.
+_BUCKET_OPERATIONS = (*_LISTING_OPERATIONS, *CONFIG_OPERATIONS)
 
 
 def _role_evidence(bucket: BucketRetention, region: str) -> dict[str, EvidenceValue]:
@@ -237,7 +266,7 @@ class S3Versioning(Check[RetentionObservation]):
             "Enable versioning (PutBucketVersioning Status=Enabled), add a lifecycle rule that "
             "keeps noncurrent versions for the retention period, and consider MFA delete or "
             "Object Lock for audit buckets."),
-        operations=(*_BUCKET_OPERATIONS,
+        operations=(*_LISTING_OPERATIONS,
                     Operation(System.AWS, GET_VERSIONING, "read each bucket's versioning")),
     )
 
@@ -335,7 +364,9 @@ class S3LifecycleRetention(Check[RetentionObservation]):
             "bucket. An enabled rule that expires audit records (current or noncurrent) before "
             "the audit minimum (2,192 days by default), PHI backups (noncurrent versions) "
             "before the backup minimum, or current PHI before min_phi_retention_days where "
-            "set, fails. No lifecycle rule passes: nothing is deleted automatically."),
+            "set, fails. No lifecycle rule passes: nothing is deleted automatically. Lifecycle "
+            "rules come from AWS Config's recorded items where a continuous recorder covers S3 "
+            "in the bucket's region (the evidence names the capture time), else from S3."),
         remediation=(
             "Lengthen or remove the rule's Expiration and NoncurrentVersionExpiration so audit "
             "records are kept at least six years and backups the policy minimum; move old "
@@ -380,6 +411,8 @@ def _judge_lifecycle(make: FindingBuilder[RetentionObservation], bucket: BucketR
                     current_expiry_days=shortest(rules, "current_days"),
                     noncurrent_expiry_days=shortest(rules, "noncurrent_days"),
                     min_current_days=limits.current, min_noncurrent_days=limits.noncurrent)
+    if bucket.lifecycle_source:
+        evidence["source"] = bucket.lifecycle_source
     what = "audit records" if audit else ("PHI" if bucket.phi else "its records")
     if found:
         return make.failed(bucket.name, f"Lifecycle deletes {what} too early: "

@@ -60,6 +60,7 @@ NAMED_READS: frozenset[str] = frozenset({
     "SimulateCustomPolicy",
     "FilterLogEvents",
     "LookupEvents",
+    "BatchGetResourceConfig",
 })
 """Operations that only read although their names do not say so."""
 

@@ -236,6 +236,33 @@ def seed_audit_trail(creds: LabCredentials, endpoint_url: str, region: str, key_
     return {"bucket": bucket, "log_group": "org-audit-trail"}
 
 
+def seed_config_recorder(creds: LabCredentials, endpoint_url: str, region: str, *,
+                         resource_types: tuple[str, ...] | None = None,
+                         start: bool = True) -> str:
+    """
+    An AWS Config recorder in `region` with a delivery channel, recording every supported
+    resource type (or only `resource_types`) continuously; started unless `start` is false.
+    Returns the recorder's name.
+
+    NOTE: the lab's own regions get no recorder: moto's recorded S3 items give every
+    lifecycle rule `noncurrentVersionExpirationInDays: -1` (none), so a scan reading them
+    would pass the lab's buckets whose noncurrent versions expire after three days.
+    """
+    config = creds.client("config", region, endpoint_url)
+    group: dict[str, Any] = ({"allSupported": True, "includeGlobalResourceTypes": False}
+                             if resource_types is None else
+                             {"allSupported": False, "resourceTypes": list(resource_types)})
+    name = "default"
+    config.put_configuration_recorder(ConfigurationRecorder={
+        "name": name, "roleARN": f"arn:aws:iam::{creds.account_id}:role/config-recorder",
+        "recordingGroup": group})
+    config.put_delivery_channel(DeliveryChannel={
+        "name": name, "s3BucketName": f"config-delivery-{creds.account_id}-{region}"})
+    if start:
+        config.start_configuration_recorder(ConfigurationRecorderName=name)
+    return name
+
+
 def seed_dynamodb(creds: LabCredentials, endpoint_url: str, region: str,
                   tables: dict[str, tuple[str | None, bool]]) -> None:
     """Create tables: name to (KMS key ARN or None for the AWS-owned key, PITR on)."""

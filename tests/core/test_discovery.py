@@ -174,7 +174,7 @@ def test_connect_to_matches_whatever_the_case_of_the_name(caplog: pytest.LogCapt
     setting = ProbeEndpointsConfig(connect_to={"PORTAL.example.org:443": "127.0.0.1:8443",
                                                "typo.example.org:443": "127.0.0.1:9443"})
     [record], [target] = _plan([_ep("Portal.Example.org")], {K8S: setting})
-    assert target.config.connect_to == "127.0.0.1:8443"
+    assert target.config.connect_to == "127.0.0.1:8443" and record.probed
     # And a route that matches nothing found is named in a warning
     assert "typo.example.org:443" in caplog.text
     assert "portal.example.org:443" not in caplog.text

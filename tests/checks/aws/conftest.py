@@ -123,7 +123,7 @@ def stubbed(ctx: CheckContext, account: AwsAccountConfig
 
 PROXIED_SERVICES = ("s3", "rds", "ec2", "dynamodb", "kms", "logs", "efs", "elasticache",
                     "redshift", "opensearch", "eks", "backup", "cloudtrail",
-                    "resourcegroupstaggingapi", "sts")
+                    "resourcegroupstaggingapi", "sts", "config")
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/")
 
 
