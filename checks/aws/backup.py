@@ -705,6 +705,8 @@ class StoreCoverage:
     native: Fact[tuple[Copy, ...]]
     backup_copies: tuple[Copy, ...] = ()
     primary_days: int = UNTIL_DELETED
+    source: str | None = None
+    """Where facts came from when not read live (an AWS Config item and its capture time)."""
 
 
 @dataclass(frozen=True)
@@ -928,7 +930,7 @@ def _bucket_store(scan: Scan, bucket: BucketRetention,
                               if versioning.status == "Enabled" else ())
     primary = UNTIL_DELETED if isinstance(rules, Unknown) else shortest(rules, "current_days")
     return StoreCoverage("s3_bucket", bucket.region, bucket.name, covered, native, copies,
-                         primary)
+                         primary, bucket.lifecycle_source)
 
 
 def coverage(scan: Scan) -> CoverageObservation:
@@ -1024,6 +1026,8 @@ def _judge_coverage(make: FindingBuilder[CoverageObservation],
                     store: StoreCoverage) -> Finding:
     evidence: dict[str, EvidenceValue] = {"region": store.region, "store_kind": store.kind,
                                           **retention_map(store).evidence()}
+    if store.source:
+        evidence["source"] = store.source
     covered = store.covered_by
     if not isinstance(covered, Unknown) and covered:
         evidence["covered_by"] = covered

@@ -15,6 +15,7 @@ import pytest
 
 from hipaacheck.check import Check, CheckContext, Policy
 from hipaacheck.checks.aws.audit_bucket import AuditBucketImmutable
+from hipaacheck.checks.aws.backup import BackupCoverage
 from hipaacheck.checks.aws.config_items import (
     BATCH_SIZE,
     RecordedBucket,
@@ -533,3 +534,12 @@ def test_the_audit_family_shares_the_recorded_policy(
         ("aws.s3.default_encryption", names["kms-policy"])].evidence["source"]
     assert "GetBucketPolicy" not in operations(ctx)
     assert operations(ctx).count("BatchGetResourceConfig") == 1
+
+
+def test_backup_coverage_names_the_config_item_its_bucket_lifecycle_came_from(
+        mixed: dict[str, str], moto_url: str, make_ctx: Callable[..., CheckContext]) -> None:
+    found = scan(make_ctx(PHI_POLICY), account(moto_url), (BackupCoverage(),))
+    recorded = found[("aws.backup.phi_coverage", mixed["early"])]
+    direct = found[("aws.backup.phi_coverage", mixed["eu-early"])]
+    assert str(recorded.evidence["source"]).startswith("AWS Config item captured 20")
+    assert "source" not in direct.evidence
