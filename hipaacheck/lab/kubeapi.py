@@ -27,6 +27,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -900,6 +901,32 @@ def load_objects(dir_or_files: Path | str | Iterable[Path | str]) -> list[dict[s
     return objects
 
 
+FIXTURE_TIME = datetime(2024, 7, 2, tzinfo=UTC)
+"""The moment the fixtures describe: the check tests judge them with this clock."""
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def rebase_backups(objects: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """
+    The objects with every timestamp of the Velero ones moved from `FIXTURE_TIME` to `now`,
+    so the lab's backups are as recent for a scan today as the fixtures make them on their day.
+    """
+    shift = now - FIXTURE_TIME
+
+    def moved(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: moved(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [moved(v) for v in node]
+        if isinstance(node, str) and _STAMP.match(node):
+            stamp = datetime.strptime(node, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + shift
+            return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return node
+
+    return [moved(o) if str(o.get("apiVersion", "")).startswith("velero.io/") else o
+            for o in objects]
+
+
 def load_pod_logs(dir_or_files: Path | str | Iterable[Path | str]) -> dict[PodLogKey, str]:
     """
     Pod logs from `PodLogs` documents of the lab's own API group:
@@ -948,8 +975,8 @@ def start_kubernetes_lab(workdir: Path) -> LabPart:
     """
     workdir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    standin = KubeApiStandIn(load_objects(FIXTURES), pod_logs=load_pod_logs(FIXTURES),
-                             token=token)
+    objects = rebase_backups(load_objects(FIXTURES), datetime.now(UTC))
+    standin = KubeApiStandIn(objects, pod_logs=load_pod_logs(FIXTURES), token=token)
     url = standin.start()
     try:
         kubeconfig = write_kubeconfig(workdir / "kubeconfig-lab.yaml", url, context="lab",

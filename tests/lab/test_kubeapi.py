@@ -477,3 +477,23 @@ def test_start_kubernetes_lab(tmp_path: Path) -> None:
     finally:
         part.stop()
         part.stop()
+
+
+def test_the_lab_moves_velero_timestamps_to_today_and_nothing_else():
+    from datetime import UTC, datetime, timedelta
+
+    from hipaacheck.lab.kubeapi import FIXTURE_TIME, FIXTURES, load_objects, rebase_backups
+    objects = load_objects(FIXTURES)
+    now = FIXTURE_TIME + timedelta(days=500, hours=3)
+    moved = rebase_backups(objects, now)
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in moved}
+    before = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    schedule = ("Schedule", "clinical-daily")
+    last = datetime.strptime(by_name[schedule]["status"]["lastBackup"],
+                             "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    old = datetime.strptime(before[schedule]["status"]["lastBackup"],
+                            "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert last - old == timedelta(days=500, hours=3)
+    # Everything outside velero.io is left as the fixtures wrote it
+    assert [o for o in moved if not o["apiVersion"].startswith("velero.io/")] == [
+        o for o in objects if not o["apiVersion"].startswith("velero.io/")]
