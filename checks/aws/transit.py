@@ -859,7 +859,8 @@ def _judge_plaintext(make: FindingBuilder[Any], listener: ElbListener) -> list[F
         unknown = Unknown(UnknownReason.NOT_VISIBLE,
                           f"{listener.protocol} listener {where} passes through whatever the "
                           "client sends; whether it is TLS needs a live probe",
-                          needs="a live TLS probe of the endpoint")
+                          needs="a live TLS probe of the endpoint (probe_endpoints on the "
+                          "account: the endpoint's own TLS findings then judge it)")
         return [replace(make.unverified(listener.resource, unknown), evidence=evidence)]
     if listener.kind == "classic":
         return [make.failed(listener.resource, f"Classic HTTP listener {where} forwards plaintext "

@@ -678,7 +678,8 @@ def _service_verdict(svc: LoadBalancerService) -> Verdict:
     if passthrough:
         unknown = Unknown(UnknownReason.NOT_VISIBLE, f"ports {', '.join(passthrough)} pass "
                           "through whatever the pods speak; whether it is TLS needs a live "
-                          "probe", needs="a live TLS probe of the endpoints")
+                          "probe", needs="a live TLS probe of the endpoints (probe_endpoints on the "
+                          "cluster: the endpoints' own TLS findings then judge them)")
         return Verdict(Status.UNVERIFIED, unknown.detail, unknown)
     return Verdict(Status.PASS, "the load balancer terminates TLS on every port and re-encrypts "
                                 "to the pods")
