@@ -146,9 +146,13 @@ class AwsAccountConfig(_Strict):
     """Regions where copies of PHI backups must exist."""
     probe_endpoints: ProbeEndpoints = None
     """Probe the TLS of the endpoints found in this account (off unless set)."""
-    use_aws_config: bool = True
-    """Read S3 bucket policies and lifecycle rules from AWS Config's recorded items where a
-    continuous recorder covers S3; false reads every bucket directly."""
+    use_aws_config: bool = False
+    """Opt-in: read S3 bucket policies and lifecycle rules from AWS Config's recorded items,
+    100 buckets a call, where a continuous recorder that covers S3 buckets is recording and
+    last succeeded, for the items captured since it last started. Config's items are taken as
+    complete: a policy or lifecycle rule that Config did not record (its role denied by a
+    bucket policy, recording lag) counts as none. Turn it on only where the recorder's role
+    can read every bucket; off (the default), every bucket is read directly."""
 
 
 class AwsConfig(_Strict):

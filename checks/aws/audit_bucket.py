@@ -13,9 +13,11 @@ can anything delete or rewrite what they hold, and can the application's own rol
   (see `audit_policy`); the evidence names the method.
 
 Both read the bucket policy through the encryption family's `s3.bucket_policy_text`, so a scan
-reads each policy once; where AWS Config records S3 continuously in the bucket's region, it
-comes from Config's recorded item and the finding's evidence names the item's capture time.
-Only bucket-level configuration is read: no object, key name or tag.
+reads each policy once; where the account opts in (`use_aws_config`) and AWS Config records S3
+continuously in the bucket's region, it comes from Config's recorded item, and every finding
+that used it, UNVERIFIED ones included, names the item's capture time (evidence
+`policy_source`). Only bucket-level configuration is read, never an object or a key name; of a
+Config item, which also carries the bucket's tags and ACL, only the policy is kept.
 """
 
 from __future__ import annotations
@@ -303,8 +305,9 @@ def _immutability_evidence(bucket: ImmutabilityFacts, region: str,
         "mfa_delete": versioning.mfa_delete if versioning else "unknown",
         "policy_denies_delete": bucket.deny_delete if isinstance(bucket.deny_delete, str)
         else "unknown"}
-    if bucket.policy_source and isinstance(bucket.deny_delete, str):
-        evidence["source"] = bucket.policy_source
+    if bucket.policy_source:
+        # Set only when the policy judged came from Config, whatever the judgement made of it.
+        evidence["policy_source"] = bucket.policy_source
     if lock is not None:
         evidence["trail_retention"] = _retention_words(lock)
         evidence["retention_meets_policy"] = bool(lock.mode and lock.days and
@@ -462,10 +465,13 @@ class AppRoleAuditBucketAccess(Check[RoleAccessObservation]):
 
 
 def _with_source(finding: Finding, bucket: RoleOnBucket) -> Finding:
-    """The finding, its evidence naming the Config item when the bucket policy came from one."""
-    if not bucket.policy_source or isinstance(bucket.decisions, Unknown):
+    """
+    The finding, its evidence naming the Config item when the bucket policy came from one,
+    UNVERIFIED findings included: the recorded policy was part of what was judged.
+    """
+    if not bucket.policy_source:
         return finding
-    return replace(finding, evidence={**finding.evidence, "source": bucket.policy_source})
+    return replace(finding, evidence={**finding.evidence, "policy_source": bucket.policy_source})
 
 
 def judge_role_access(f: FindingBuilder[Any], role: str, resource: str, kind: str,

@@ -705,8 +705,9 @@ class StoreCoverage:
     native: Fact[tuple[Copy, ...]]
     backup_copies: tuple[Copy, ...] = ()
     primary_days: int = UNTIL_DELETED
-    source: str | None = None
-    """Where facts came from when not read live (an AWS Config item and its capture time)."""
+    lifecycle_source: str | None = None
+    """The AWS Config item (and its capture time) a bucket's lifecycle rules came from; None
+    when they were read live. Evidence `lifecycle_source`, whatever the status."""
 
 
 @dataclass(frozen=True)
@@ -1026,8 +1027,8 @@ def _judge_coverage(make: FindingBuilder[CoverageObservation],
                     store: StoreCoverage) -> Finding:
     evidence: dict[str, EvidenceValue] = {"region": store.region, "store_kind": store.kind,
                                           **retention_map(store).evidence()}
-    if store.source:
-        evidence["source"] = store.source
+    if store.lifecycle_source:
+        evidence["lifecycle_source"] = store.lifecycle_source
     covered = store.covered_by
     if not isinstance(covered, Unknown) and covered:
         evidence["covered_by"] = covered

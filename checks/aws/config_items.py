@@ -1,22 +1,40 @@
 """
 S3 bucket policies and lifecycle rules read from AWS Config's recorded configuration items,
-up to 100 buckets per call, where Config can be trusted to be current.
+up to 100 buckets per call, where the account opts in and Config can be trusted to be current.
 
-This is the account-scale read that Cloud Custodian's `source: config` mode makes. A region's
-items are used only when `DescribeConfigurationRecorders` shows a recorder that records
-`AWS::S3::Bucket` (all supported types, or S3 buckets named, and not excluded) at CONTINUOUS
-frequency (an absent recording mode is continuous; a DAILY recorder, or a DAILY override for
-S3 buckets, can be a day stale), and `DescribeConfigurationRecorderStatus` shows that recorder
-recording with a last status other than FAILURE. That verdict is memoised per account and
-region. Any failure of those reads (denied, throttled, not supported) means "read the buckets
-directly": it is logged at debug level and never makes a finding UNVERIFIED by itself.
+This is the account-scale read that Cloud Custodian's `source: config` mode makes. It is off
+unless the account sets `use_aws_config`: Config's items are taken as complete, so a policy or
+lifecycle rule that Config did not record (its role denied by a bucket policy, recording lag)
+would count as none. Where it is on, a region's items are used only when:
+
+- `DescribeConfigurationRecorders` shows a customer-managed recorder (service-linked ones,
+  named `AWSConfigurationRecorderFor...`, scoped `INTERNAL` or carrying a service principal,
+  are ignored) whose recording group covers `AWS::S3::Bucket` (all supported types, the type
+  named under an inclusion strategy, or not excluded under an exclusion strategy) and whose
+  recording mode is CONTINUOUS for S3 buckets (an absent mode is continuous, as the API
+  documents; an empty mode, a mode without a frequency, a DAILY default, or any override
+  covering S3 buckets that is not CONTINUOUS is not trusted);
+- `DescribeConfigurationRecorderStatus` shows that recorder recording, with a last status of
+  SUCCESS (PENDING, FAILURE or none is not trusted), no last error code, and a last start
+  time. Only items captured at or after that start are used: an item captured before the
+  recorder's latest start may predate changes made while it was stopped.
+
+That verdict is memoised per account and region. Any failure of those reads (denied,
+throttled, not supported) means "read the buckets directly": it is logged at debug level and
+never makes a finding UNVERIFIED by itself.
 
 In a trusted region, the first request for a bucket's recorded item fetches the items of every
 listed bucket of that region, in chunks of 100 (`BatchGetResourceConfig`, resource type
 `AWS::S3::Bucket`, resource id = bucket name), once per scan, and memoises each bucket's item.
 A bucket whose key comes back unprocessed, that is missing from the answer, whose item is not
-recorded (`ResourceDeleted`, `ResourceNotRecorded`, `ResourceDeletedNotRecorded`) or was
-recorded daily, or whose chunk's call failed, has no recorded item: its checks read it directly.
+recorded (`ResourceDeleted`, `ResourceNotRecorded`, `ResourceDeletedNotRecorded`), was recorded
+daily or captured before the recorder's last start, or whose chunk's call failed, has no
+recorded item: its checks read it directly.
+
+An item carries more of the bucket's configuration than the checks need (its tags, ACL,
+logging, notification and public access block settings). hipaacheck keeps only the bucket
+policy and the lifecycle rules from it; the rest is dropped when the item is parsed and is
+never logged, stored or reported.
 
 Config's formats differ from the S3 API's, and are converted to the shapes the direct reads
 produce, so the checks judge both alike:
@@ -63,17 +81,23 @@ DESCRIBE_RECORDER_STATUS = "config:DescribeConfigurationRecorderStatus"
 BUCKET_TYPE = "AWS::S3::Bucket"
 BATCH_SIZE = 100
 """The most resource keys `BatchGetResourceConfig` takes in one call."""
+SERVICE_LINKED_PREFIX = "AWSConfigurationRecorderFor"
+"""How the names of service-linked recorders begin; they record for an AWS service, not S3."""
+CONTINUOUS = "CONTINUOUS"
 
 CONFIG_OPERATIONS: tuple[Operation, ...] = (
     Operation(System.AWS, DESCRIBE_RECORDERS,
               "see whether a continuous AWS Config recorder covers S3 buckets in a region"),
-    Operation(System.AWS, DESCRIBE_RECORDER_STATUS, "see whether that recorder is recording"),
+    Operation(System.AWS, DESCRIBE_RECORDER_STATUS,
+              "see whether that recorder is recording, succeeded, and when it last started"),
     Operation(System.AWS, BATCH_GET,
               "read recorded bucket policies and lifecycle rules, 100 buckets per call"),
 )
 """The reads of the AWS Config path, for the checks that take bucket policies or lifecycles."""
 
 _RECORDED_STATUSES = frozenset({"OK", "ResourceDiscovered"})
+_STRATEGIES = frozenset({None, "ALL_SUPPORTED_RESOURCE_TYPES", "INCLUSION_BY_RESOURCE_TYPES",
+                         "EXCLUSION_BY_RESOURCE_TYPES"})
 _RULE_FIELDS = frozenset({
     "id", "prefix", "status", "filter", "expirationInDays", "expirationDate",
     "expiredObjectDeleteMarker", "noncurrentVersionExpirationInDays",
@@ -99,7 +123,7 @@ class Recorded(Generic[T]):
 
     @property
     def source(self) -> str:
-        """The evidence line that says the value was recorded by Config, not read live."""
+        """The evidence value that says the fact was recorded by Config, not read live."""
         return f"AWS Config item captured {self.captured}"
 
 
@@ -125,17 +149,20 @@ def recorded_bucket(scan: Scan, region: str, name: str,
     The bucket's recorded item, or None when it must be read directly.
 
     `peers` gives every listed bucket of `region` (called once per region); the first request
-    in a region fetches all of their items. None whenever the account turns Config off, Config
-    is not trusted in the region, or the bucket has no usable item.
+    in a region fetches all of their items. None whenever the account has not opted in
+    (`use_aws_config`), Config is not trusted in the region, or the bucket has no usable item.
     """
     if not scan.account.use_aws_config:
         return None
 
     def compute() -> RecordedBucket | None:
         names = region_names(scan, region, peers)
-        if name not in names or not recorder_trusted(scan, region):
+        if name not in names:
             return None
-        return region_items(scan, region, names).get(name)
+        since = recorder_started(scan, region)
+        if since is None:
+            return None
+        return region_items(scan, region, names, since).get(name)
 
     return scan.once(("config.item", region, name), compute)
 
@@ -146,31 +173,54 @@ def region_names(scan: Scan, region: str,
     return scan.once(("config.names", region), lambda: frozenset(peers()))
 
 
-def recorder_trusted(scan: Scan, region: str) -> bool:
-    """Whether Config's S3 bucket items are current in `region`; read once per scan."""
+def recorder_started(scan: Scan, region: str) -> datetime | None:
+    """
+    When the recorder whose S3 bucket items are current in `region` last started; None when
+    no recorder there can be trusted. Read once per scan.
+    """
     return scan.once(("config.recorder", region), lambda: _read_recorder(scan, region))
 
 
-def _read_recorder(scan: Scan, region: str) -> bool:
+def _read_recorder(scan: Scan, region: str) -> datetime | None:
     try:
         client = scan.session.client("config", region)
         recorders = client.describe_configuration_recorders().get("ConfigurationRecorders")
-        candidates = {str(r.get("name")) for r in recorders or ()
-                      if isinstance(r, Mapping) and records_s3_continuously(r)}
+        candidates = s3_recorders(recorders)
         if not candidates:
             logger.debug("AWS Config in %s: no continuous recorder covers S3 buckets", region)
-            return False
+            return None
         statuses = client.describe_configuration_recorder_status().get(
             "ConfigurationRecordersStatus")
     except (ClientError, BotoCoreError) as exc:
         logger.debug("AWS Config in %s: recorder not readable (%s); reading buckets directly",
                      region, error_code(exc) or type(exc).__name__)
-        return False
-    trusted = any(isinstance(s, Mapping) and s.get("name") in candidates and recording(s)
-                  for s in statuses or ())
-    logger.debug("AWS Config in %s: recorder %s", region,
-                 "recording, its S3 items are used" if trusted else "not recording")
-    return trusted
+        return None
+    started = trusted_since(statuses, candidates)
+    logger.debug("AWS Config in %s: %s", region,
+                 "recorder recording and succeeding, its S3 items since its last start are used"
+                 if started else "recorder not recording successfully; reading buckets directly")
+    return started
+
+
+def s3_recorders(recorders: object) -> frozenset[str]:
+    """
+    The names of the customer-managed recorders (of a `DescribeConfigurationRecorders`
+    answer) that record S3 buckets continuously.
+    """
+    return frozenset(str(r["name"]) for r in _mappings(recorders)
+                     if isinstance(r.get("name"), str) and not service_linked(r)
+                     and records_s3_continuously(r))
+
+
+def service_linked(recorder: Mapping[str, Any]) -> bool:
+    """
+    Whether a recorder (or its status) is service-linked: created by an AWS service for its
+    own needs, so what it records says nothing about the account's S3 buckets.
+    """
+    name = recorder.get("name")
+    return ((isinstance(name, str) and name.startswith(SERVICE_LINKED_PREFIX))
+            or str(recorder.get("recordingScope") or "").upper() == "INTERNAL"
+            or bool(recorder.get("servicePrincipal")))
 
 
 def records_s3_continuously(recorder: Mapping[str, Any]) -> bool:
@@ -181,55 +231,111 @@ def records_s3_continuously(recorder: Mapping[str, Any]) -> bool:
 
 
 def records_s3(group: object) -> bool:
-    """Whether a recording group covers `AWS::S3::Bucket`."""
+    """
+    Whether a recording group covers `AWS::S3::Bucket`: an inclusion strategy must name it
+    (whatever `allSupported` says), an exclusion must not, and otherwise all supported types
+    must be recorded or the type named. An unknown strategy covers nothing.
+    """
     if not isinstance(group, Mapping):
         return False
     exclusion = group.get("exclusionByResourceTypes")
-    excluded = (exclusion.get("resourceTypes") or ()) if isinstance(exclusion, Mapping) else ()
-    if BUCKET_TYPE in excluded:
+    if isinstance(exclusion, Mapping) and BUCKET_TYPE in _types(exclusion.get("resourceTypes")):
         return False
     strategy = group.get("recordingStrategy")
-    strategy = strategy.get("useOnly") if isinstance(strategy, Mapping) else None
-    if strategy == "EXCLUSION_BY_RESOURCE_TYPES" or group.get("allSupported") is True:
+    use_only = strategy.get("useOnly") if isinstance(strategy, Mapping) else None
+    named = BUCKET_TYPE in _types(group.get("resourceTypes"))
+    if use_only not in _STRATEGIES:
+        return False
+    if use_only == "INCLUSION_BY_RESOURCE_TYPES":
+        return named
+    if use_only == "EXCLUSION_BY_RESOURCE_TYPES":
         return True
-    return BUCKET_TYPE in (group.get("resourceTypes") or ())
+    return group.get("allSupported") is True or named
 
 
 def continuous_for_s3(mode: object) -> bool:
-    """Whether a recording mode records S3 buckets continuously; an absent mode does."""
+    """
+    Whether a recording mode records S3 buckets continuously.
+
+    An absent mode does (the API's default, and moto leaves it out). A mode must name its
+    default frequency; every override that covers S3 buckets must be CONTINUOUS, and with
+    none the default must be.
+    """
     if mode is None:
         return True
-    if not isinstance(mode, Mapping):
+    if not isinstance(mode, Mapping) or not mode.get("recordingFrequency"):
         return False
-    frequency = mode.get("recordingFrequency") or "CONTINUOUS"
-    for override in mode.get("recordingModeOverrides") or ():
-        if isinstance(override, Mapping) and BUCKET_TYPE in (override.get("resourceTypes")
-                                                             or ()):
-            frequency = override.get("recordingFrequency")
-    return frequency == "CONTINUOUS"
+    overrides = mode.get("recordingModeOverrides")
+    if overrides is not None and not isinstance(overrides, list):
+        return False
+    covering = []
+    for override in overrides or ():
+        if not isinstance(override, Mapping):
+            return False
+        if BUCKET_TYPE in _types(override.get("resourceTypes")):
+            covering.append(override.get("recordingFrequency"))
+    if covering:
+        return all(frequency == CONTINUOUS for frequency in covering)
+    return mode.get("recordingFrequency") == CONTINUOUS
+
+
+def trusted_since(statuses: object, names: frozenset[str]) -> datetime | None:
+    """
+    The last start of the recorders named `names` whose status (of a
+    `DescribeConfigurationRecorderStatus` answer) is trusted; the latest when several are,
+    None when none is.
+    """
+    starts = [started_at(s) for s in _mappings(statuses)
+              if s.get("name") in names and not service_linked(s) and recording(s)]
+    known = [start for start in starts if start is not None]
+    return max(known) if known else None
 
 
 def recording(status: Mapping[str, Any]) -> bool:
-    """Whether a recorder status says it is recording and its last run did not fail."""
-    return status.get("recording") is True and str(status.get("lastStatus") or "").upper() \
-        != "FAILURE"
+    """
+    Whether a recorder status says it is recording, its last recording succeeded
+    (`lastStatus` SUCCESS, in any case) and it reports no error code.
+    """
+    return (status.get("recording") is True
+            and str(status.get("lastStatus") or "").upper() == "SUCCESS"
+            and not status.get("lastErrorCode"))
 
 
-def region_items(scan: Scan, region: str, names: frozenset[str]) -> dict[str, RecordedBucket]:
-    """Every usable recorded item of `names` in `region`, by bucket; fetched once per scan."""
+def started_at(status: Mapping[str, Any]) -> datetime | None:
+    """A recorder status's `lastStartTime` in UTC; None when missing or malformed."""
+    return instant(status.get("lastStartTime"))
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    """The objects of a list in an answer; none when it is not a list."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _types(value: object) -> tuple[str, ...]:
+    """The resource types of a list in an answer; none when it is not a list."""
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def region_items(scan: Scan, region: str, names: frozenset[str],
+                 since: datetime) -> dict[str, RecordedBucket]:
+    """
+    Every usable recorded item of `names` in `region` captured at or after `since`, by
+    bucket; fetched once per scan.
+    """
     def compute() -> dict[str, RecordedBucket]:
         ordered = sorted(names)
         items: dict[str, RecordedBucket] = {}
         for start in range(0, len(ordered), BATCH_SIZE):
-            items.update(_fetch_chunk(scan, region, ordered[start:start + BATCH_SIZE]))
-        logger.debug("AWS Config in %s: %d of %d buckets have a usable item", region,
-                     len(items), len(ordered))
+            items.update(_fetch_chunk(scan, region, ordered[start:start + BATCH_SIZE], since))
+        logger.debug("AWS Config in %s: %d of %d buckets have a usable item captured since "
+                     "the recorder's last start", region, len(items), len(ordered))
         return items
 
     return scan.once(("config.items", region), compute)
 
 
-def _fetch_chunk(scan: Scan, region: str, chunk: Sequence[str]) -> dict[str, RecordedBucket]:
+def _fetch_chunk(scan: Scan, region: str, chunk: Sequence[str],
+                 since: datetime) -> dict[str, RecordedBucket]:
     """One `BatchGetResourceConfig` for up to 100 buckets; empty when the call fails."""
     keys = [{"resourceType": BUCKET_TYPE, "resourceId": name} for name in chunk]
     try:
@@ -240,30 +346,33 @@ def _fetch_chunk(scan: Scan, region: str, chunk: Sequence[str]) -> dict[str, Rec
                      region, error_code(exc) or type(exc).__name__, len(chunk))
         return {}
     wanted = set(chunk) - {str(k.get("resourceId")) for k in
-                           response.get("unprocessedResourceKeys") or ()
-                           if isinstance(k, Mapping)}
+                           _mappings(response.get("unprocessedResourceKeys"))}
     found = {}
-    for item in response.get("baseConfigurationItems") or ():
-        parsed = parse_item(item, region) if isinstance(item, Mapping) else None
+    for item in _mappings(response.get("baseConfigurationItems")):
+        parsed = parse_item(item, region, since)
         if parsed is not None and parsed.name in wanted:
             found[parsed.name] = parsed
     return found
 
 
-def parse_item(item: Mapping[str, Any], region: str) -> RecordedBucket | None:
+def parse_item(item: Mapping[str, Any], region: str,
+               since: datetime | None = None) -> RecordedBucket | None:
     """
     A bucket's Config item in the shapes the direct reads produce; None when the item is not a
-    complete, current recording of an S3 bucket in `region`.
+    complete, current recording of an S3 bucket in `region`, captured at or after `since`
+    (the recorder's last start) when that is given.
     """
     name = item.get("resourceId")
-    captured = capture_time(item.get("configurationItemCaptureTime"))
+    captured_at = instant(item.get("configurationItemCaptureTime"))
     supplementary = item.get("supplementaryConfiguration")
     if (item.get("resourceType") != BUCKET_TYPE or not isinstance(name, str) or not name
             or item.get("configurationItemStatus") not in _RECORDED_STATUSES
-            or item.get("awsRegion", region) != region or captured is None
-            or item.get("recordingFrequency", "CONTINUOUS") != "CONTINUOUS"
+            or item.get("awsRegion", region) != region or captured_at is None
+            or (since is not None and captured_at < since)
+            or item.get("recordingFrequency", CONTINUOUS) != CONTINUOUS
             or not isinstance(supplementary, Mapping) or "BucketPolicy" not in supplementary):
         return None
+    captured = iso_utc(captured_at)
     policy: Recorded[str | None] | None = None
     lifecycle: Recorded[tuple[dict[str, Any], ...]] | None = None
     try:
@@ -278,8 +387,8 @@ def parse_item(item: Mapping[str, Any], region: str) -> RecordedBucket | None:
     return RecordedBucket(name, captured, policy, lifecycle)
 
 
-def capture_time(value: object) -> str | None:
-    """An item's capture time as ISO 8601 in UTC, None when it is missing or malformed."""
+def instant(value: object) -> datetime | None:
+    """A timestamp (a datetime, or ISO 8601 text) in UTC; None when missing or malformed."""
     when = value
     if isinstance(value, str):
         try:
@@ -288,8 +397,18 @@ def capture_time(value: object) -> str | None:
             return None
     if not isinstance(when, datetime):
         return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def iso_utc(when: datetime) -> str:
+    """A UTC instant as ISO 8601 to the second (`2026-01-02T03:04:05Z`)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def capture_time(value: object) -> str | None:
+    """An item's capture time as ISO 8601 in UTC, None when it is missing or malformed."""
+    when = instant(value)
+    return None if when is None else iso_utc(when)
 
 
 def decode(value: object) -> object:

@@ -11,18 +11,21 @@ cost a `GetBucketLocation` each.
 Per bucket this check makes one call (`GetBucketEncryption`), and needs the bucket policy
 only for SSE-S3 buckets when the policy does not already require customer-managed keys: a
 bucket policy that refuses uploads without SSE-KMS turns an SSE-S3 default into a WARN. Where
-AWS Config records S3 continuously in the bucket's region (and the account's
-`use_aws_config` is on), the policy comes from Config's recorded item, fetched for 100
-buckets per call (`config_items`), and the finding's evidence names the item's capture time;
-elsewhere it is one `GetBucketPolicy`. Only bucket-level configuration is read: no object,
-key name or tag.
+the account opts in (`use_aws_config`) and AWS Config records S3 continuously in the bucket's
+region, the policy comes from Config's recorded item, fetched for 100 buckets per call
+(`config_items`), and the finding's evidence names the item's capture time
+(`policy_source`); elsewhere it is one `GetBucketPolicy`.
+
+Only bucket-level configuration is read, never an object or a key name. The S3 reads return
+no tags; a Config item also carries the bucket's tags and ACL (and its logging and
+notification settings), and hipaacheck keeps only the policy and the lifecycle rules from it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hipaacheck.check import Check, CheckContext, Policy
@@ -99,7 +102,8 @@ class BucketEncryption:
     `"CUSTOMER"` or `"AWS"` for KMS rules, None when no KMS key is involved.
     `policy_requires_kms` is whether the bucket policy refuses uploads without SSE-KMS; None
     when it was not read because it could not change the verdict. `policy_source` names the
-    AWS Config item the policy came from; None when it was read from S3.
+    AWS Config item the policy came from (evidence `policy_source`); None when it was read
+    from S3.
     """
 
     name: str
@@ -345,9 +349,9 @@ class DefaultEncryption(Check[S3Observation]):
             "customer-managed key passes; SSE-S3 or the AWS-managed KMS key passes with a note, "
             "or warns when the policy requires customer-managed keys or the bucket policy "
             "requires SSE-KMS; no default encryption fails. Whether S3 Bucket Keys are on is "
-            "noted. Bucket policies come from AWS Config's recorded items where a continuous "
-            "recorder covers S3 in the bucket's region (the evidence names the capture time), "
-            "else from S3."),
+            "noted. With use_aws_config, bucket policies come from AWS Config's recorded items "
+            "where a continuous, succeeding recorder covers S3 in the bucket's region (the "
+            "evidence's policy_source names the capture time), else from S3."),
         remediation=(
             "Set default encryption on the bucket (PutBucketEncryption) to SSE-KMS with a "
             "customer-managed KMS key, enable S3 Bucket Keys, and re-encrypt existing objects "
@@ -429,11 +433,13 @@ def _judge_sse_s3(make: FindingBuilder[S3Observation], bucket: BucketEncryption,
     requires = bucket.policy_requires_kms
     if requires is None:
         requires = Unknown(UnknownReason.NOT_VISIBLE, "the bucket policy was not read")
-    if isinstance(requires, Unknown):
-        return make.unverified(bucket.name, requires, "whether the bucket policy requires KMS")
-    evidence["policy_requires_kms"] = requires
     if bucket.policy_source:
-        evidence["source"] = bucket.policy_source
+        evidence["policy_source"] = bucket.policy_source
+    if isinstance(requires, Unknown):
+        finding = make.unverified(bucket.name, requires, "whether the bucket policy requires KMS")
+        # A recorded policy that could not be judged still says where it came from.
+        return replace(finding, evidence=evidence) if bucket.policy_source else finding
+    evidence["policy_requires_kms"] = requires
     if requires:
         return make.warned(bucket.name, "The bucket policy requires SSE-KMS uploads, but the "
                            "default encryption is SSE-S3.", evidence=evidence)

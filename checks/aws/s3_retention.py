@@ -6,10 +6,11 @@ The buckets in scope are those of the account's PHI scope (every bucket by defau
 audit record stores: CloudTrail's buckets (`audit_logs.trail_stores`) and the account's
 `audit_buckets` patterns. Each in-scope bucket costs one `GetBucketVersioning`, and its
 lifecycle rules one `GetBucketLifecycleConfiguration`, both memoised and shared with the backup
-coverage check. Where AWS Config records S3 continuously in the bucket's region (and the
-account's `use_aws_config` is on), the lifecycle rules come from Config's recorded item instead,
-100 buckets per call (`config_items`), and the lifecycle finding's evidence names the item's
-capture time. Versioning is always read from S3.
+coverage check. Where the account opts in (`use_aws_config`) and AWS Config records S3
+continuously in the bucket's region, the lifecycle rules come from Config's recorded item
+instead, 100 buckets per call (`config_items`), and every lifecycle finding judged on them,
+UNVERIFIED ones included, names the item's capture time (evidence `lifecycle_source`).
+Versioning is always read from S3.
 
 Retention thresholds: an audit bucket must keep current and noncurrent versions for
 `policy.min_audit_retention_days` (2,192 by default); a PHI bucket must keep noncurrent
@@ -22,7 +23,7 @@ audit store is UNVERIFIED naming `cloudtrail:DescribeTrails`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -364,9 +365,10 @@ class S3LifecycleRetention(Check[RetentionObservation]):
             "bucket. An enabled rule that expires audit records (current or noncurrent) before "
             "the audit minimum (2,192 days by default), PHI backups (noncurrent versions) "
             "before the backup minimum, or current PHI before min_phi_retention_days where "
-            "set, fails. No lifecycle rule passes: nothing is deleted automatically. Lifecycle "
-            "rules come from AWS Config's recorded items where a continuous recorder covers S3 "
-            "in the bucket's region (the evidence names the capture time), else from S3."),
+            "set, fails. No lifecycle rule passes: nothing is deleted automatically. With "
+            "use_aws_config, lifecycle rules come from AWS Config's recorded items where a "
+            "continuous, succeeding recorder covers S3 in the bucket's region (the evidence's "
+            "lifecycle_source names the capture time), else from S3."),
         remediation=(
             "Lengthen or remove the rule's Expiration and NoncurrentVersionExpiration so audit "
             "records are kept at least six years and backups the policy minimum; move old "
@@ -399,8 +401,9 @@ def _judge_lifecycle(make: FindingBuilder[RetentionObservation], bucket: BucketR
     if isinstance(bucket.audit, Unknown):
         as_audit = violations(rules, thresholds(bucket.phi, True, policy))
         if bool(as_audit) != bool(violations(rules, thresholds(bucket.phi, False, policy))):
-            return make.unverified(bucket.name, bucket.audit,
-                                   "whether the bucket holds CloudTrail's audit records")
+            return _with_lifecycle_source(make.unverified(
+                bucket.name, bucket.audit, "whether the bucket holds CloudTrail's audit records"),
+                bucket)
         audit = False
     else:
         audit = bucket.audit
@@ -412,7 +415,7 @@ def _judge_lifecycle(make: FindingBuilder[RetentionObservation], bucket: BucketR
                     noncurrent_expiry_days=shortest(rules, "noncurrent_days"),
                     min_current_days=limits.current, min_noncurrent_days=limits.noncurrent)
     if bucket.lifecycle_source:
-        evidence["source"] = bucket.lifecycle_source
+        evidence["lifecycle_source"] = bucket.lifecycle_source
     what = "audit records" if audit else ("PHI" if bucket.phi else "its records")
     if found:
         return make.failed(bucket.name, f"Lifecycle deletes {what} too early: "
@@ -421,3 +424,11 @@ def _judge_lifecycle(make: FindingBuilder[RetentionObservation], bucket: BucketR
         return make.passed(bucket.name, "No lifecycle rule deletes objects.", evidence=evidence)
     return make.passed(bucket.name, f"Lifecycle rules keep {what} at least as long as the "
                        "policy requires.", evidence=evidence)
+
+
+def _with_lifecycle_source(finding: Finding, bucket: BucketRetention) -> Finding:
+    """The finding, its evidence naming the Config item when the rules judged came from one."""
+    if not bucket.lifecycle_source:
+        return finding
+    return replace(finding, evidence={**finding.evidence,
+                                      "lifecycle_source": bucket.lifecycle_source})

@@ -187,7 +187,18 @@ def _subject(params: Mapping[str, Any]) -> tuple[str, bool]:
             parts.append(f"{name}={value}")
         elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             parts.append(f"{name}={','.join(value)}")
+        elif name == "resourceKeys" and isinstance(value, list | tuple) and value:
+            parts.append(f"{name}={_key_range(value)}")
     return ";".join(parts), continued
+
+
+def _key_range(keys: list[Any] | tuple[Any, ...]) -> str:
+    """
+    A `BatchGetResourceConfig` batch as `first..last (n)` of its resource ids: the chunks of
+    one sorted listing differ, so two of them are never taken for the same read.
+    """
+    ids = [str(k.get("resourceId")) if isinstance(k, Mapping) else "?" for k in keys]
+    return f"{ids[0]}..{ids[-1]} ({len(ids)})"
 
 
 _LOADERS: dict[str, Loader] = {}

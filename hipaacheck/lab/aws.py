@@ -244,6 +244,15 @@ def seed_config_recorder(creds: LabCredentials, endpoint_url: str, region: str, 
     resource type (or only `resource_types`) continuously; started unless `start` is false.
     Returns the recorder's name.
 
+    Seed it before the buckets whose items a scan should use: moto captures a bucket's item
+    at the bucket's creation, and hipaacheck uses only items captured at or after the
+    recorder's last start. moto's status stays `lastStatus: PENDING` after the start (it
+    models no recording or delivery, and has no DeliverConfigSnapshot), which hipaacheck does
+    not trust; AWS says SUCCESS once the recorder has recorded, so a test or benchmark of the
+    Config path must have the status answered as AWS would (and says so). moto also computes
+    `lastStartTime` with `time.mktime` on a naive UTC time, so it is right only where local
+    time is UTC.
+
     NOTE: the lab's own regions get no recorder: moto's recorded S3 items give every
     lifecycle rule `noncurrentVersionExpirationInDays: -1` (none), so a scan reading them
     would pass the lab's buckets whose noncurrent versions expire after three days.

@@ -150,6 +150,8 @@ class Fault:
     body: dict[str, Any] | None = None
     times: int | None = None
     hits: int = 0
+    edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """For `amend`: moto's own JSON answer, changed by this function."""
 
     def matches(self, seen: Seen) -> bool:
         return (seen.service == self.service and self.operation in (None, seen.operation)
@@ -293,6 +295,16 @@ class FaultProxy:
             self.faults.append(fault)
         return fault
 
+    def amend(self, service: str, operation: str,
+              edit: Callable[[dict[str, Any]], dict[str, Any]], *,
+              region: str | None = None) -> Fault:
+        """Forward matching calls to moto and answer with `edit` of moto's own JSON answer,
+        where moto leaves out what AWS would say (JSON protocols only)."""
+        fault = Fault(service, operation, region, None, 200, None, edit=edit)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
     def count(self, **match: str) -> int:
         """How many requests matched every given field of `Seen`."""
         with self.lock:
@@ -318,6 +330,8 @@ class FaultProxy:
                 fault.hits += 1
         if fault is None:
             self._forward(request, body)
+        elif fault.edit is not None:
+            self._forward(request, body, fault.edit)
         else:
             self._fault(request, fault, signing)
 
@@ -338,7 +352,8 @@ class FaultProxy:
         request.end_headers()
         request.wfile.write(payload)
 
-    def _forward(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+    def _forward(self, request: BaseHTTPRequestHandler, body: bytes,
+                 edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         connection = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port,
                                                 timeout=30)
         headers = {k: v for k, v in request.headers.items()
@@ -346,10 +361,14 @@ class FaultProxy:
         connection.request(request.command, request.path, body=body, headers=headers)
         response = connection.getresponse()
         payload = response.read()
+        if edit is not None and response.status == 200:
+            payload = json.dumps(edit(json.loads(payload)), default=str).encode()
+        # An edited answer no longer matches moto's checksum of it.
+        dropped = ("connection", "transfer-encoding", "content-length", "server", "date",
+                   *(("x-amz-crc32",) if edit is not None else ()))
         request.send_response(response.status)
         for name, value in response.getheaders():
-            if name.lower() not in ("connection", "transfer-encoding", "content-length",
-                                    "server", "date"):
+            if name.lower() not in dropped:
                 request.send_header(name, value)
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
