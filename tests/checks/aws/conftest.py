@@ -439,3 +439,24 @@ def make_ctx() -> Callable[..., CheckContext]:
 def make_target() -> Callable[..., Target]:
     """Build the AWS target of an account reached at a given endpoint."""
     return aws_target
+
+
+@dataclass(frozen=True)
+class ElbNetwork:
+    """What a load balancer needs in moto: a VPC, two subnets and an ACM certificate."""
+
+    vpc: str
+    subnets: list[str]
+    certificate: str
+
+
+def elb_network(creds: LabCredentials, url: str, region: str) -> ElbNetwork:
+    """A VPC with a subnet in two zones of `region` and a certificate to serve."""
+    ec2 = creds.client("ec2", region, url)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                                 AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
+               for i, zone in ((1, "a"), (2, "b"))]
+    cert = creds.client("acm", region, url).request_certificate(
+        DomainName="portal.clinic.example")["CertificateArn"]
+    return ElbNetwork(str(vpc), [str(s) for s in subnets], str(cert))

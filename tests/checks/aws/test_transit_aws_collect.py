@@ -32,7 +32,7 @@ from hipaacheck.config import AwsAccountConfig
 from hipaacheck.lab.aws import LabCredentials
 from hipaacheck.model import Endpoint, Finding, Status, Target, TargetKind, UnknownReason
 
-from .conftest import DENIED_MESSAGE, FaultProxy, aws_target, new_ctx
+from .conftest import DENIED_MESSAGE, FaultProxy, aws_target, elb_network, new_ctx
 
 REGION = "us-east-1"
 EMPTY_REGION = "eu-west-1"
@@ -40,13 +40,8 @@ EMPTY_REGION = "eu-west-1"
 
 def _seed_elb(creds: LabCredentials, url: str) -> None:
     """Two ALBs, an NLB and a classic load balancer, sound and broken."""
-    ec2 = creds.client("ec2", REGION, url)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
-                                 AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
-               for i, zone in ((1, "a"), (2, "b"))]
-    cert = creds.client("acm", REGION, url).request_certificate(
-        DomainName="portal.clinic.example")["CertificateArn"]
+    network = elb_network(creds, url, REGION)
+    vpc, subnets, cert = network.vpc, network.subnets, network.certificate
     elb = creds.client("elbv2", REGION, url)
 
     def group(name: str, protocol: str, port: int) -> str:

@@ -21,19 +21,16 @@ from hipaacheck.registry import load_registry
 from hipaacheck.result import ScanResult
 from hipaacheck.scanning import run_scan
 
+from .conftest import elb_network
+
 REGION = "us-east-1"
 ONLY = ("aws.elb.tls_policy", "tls.endpoint")
 
 
 def _seed(creds: LabCredentials, url: str) -> dict[str, str]:
     """An internet-facing ALB and an internal one, each with an HTTPS and an HTTP listener."""
-    ec2 = creds.client("ec2", REGION, url)
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
-                                 AvailabilityZone=f"{REGION}{z}")["Subnet"]["SubnetId"]
-               for i, z in ((1, "a"), (2, "b"))]
-    cert = creds.client("acm", REGION, url).request_certificate(
-        DomainName="portal.clinic.example")["CertificateArn"]
+    network = elb_network(creds, url, REGION)
+    vpc, subnets, cert = network.vpc, network.subnets, network.certificate
     elb = creds.client("elbv2", REGION, url)
     group = elb.create_target_group(Name="tg", Protocol="HTTPS", Port=443,
                                     VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
