@@ -352,8 +352,11 @@ def demo(
         code = _scan_and_report(inventory, load_registry(), [], _Finish(formats, out))
         stderr.print(f"report: {escape(str(out / 'report.html'))} (also report.md, report.json)")
         if keep_running:
-            stderr.print(f"lab running; scan it again with: hipaacheck scan -c {config}"
-                         " (in this shell's environment). Ctrl-C stops it.")
+            env = lab.write_env(workdir / "lab.env")
+            stderr.print(escape(f"lab running; scan it again from another shell with: set -a; "
+                                f". {env}; set +a; hipaacheck scan -c {config}") +
+                         "\n(the file holds the lab's generated passwords, owner-only, and goes "
+                         "with the lab). Ctrl-C stops it.")
             signal.pause()
     except KeyboardInterrupt:
         code = 3

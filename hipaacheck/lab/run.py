@@ -9,6 +9,8 @@ raises `LabError`: a demo of half a lab would show a misleading report.
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +53,17 @@ class Lab:
         header = ("# Written by `hipaacheck demo`: the built-in lab's inventory.\n"
                   "# Secrets are ${VAR} references; their values live only in the demo process.\n")
         path.write_text(header + yaml.safe_dump(self.inventory, sort_keys=False))
+        return path
+
+    def write_env(self, path: Path) -> Path:
+        """
+        Write the lab's environment (its generated passwords and fake AWS keys) as shell
+        assignments, readable by the owner only, for rescanning a lab left running.
+        """
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.writelines(f"{name}={shlex.quote(value)}\n"
+                              for name, value in sorted(self.env.items()))
         return path
 
     def stop(self) -> None:
