@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from hipaacheck.config import ProbeEndpointsConfig, TlsEndpointConfig
-from hipaacheck.model import Endpoint, EndpointRecord, Target, TargetKind
+from hipaacheck.model import ENDPOINT_REASONS, Endpoint, EndpointRecord, Target, TargetKind
 
 PROBE_SETTING = "probe_endpoints"
-INTERRUPTED = "the scan was interrupted before its probing phase"
+INTERRUPTED = ENDPOINT_REASONS["interrupted"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def plan_probes(found: Sequence[Endpoint], request: ProbeRequest
         origins = tuple(dict.fromkeys(f"{e.source} {e.via} {e.origin}" for e in group))
         records.append(EndpointRecord(primary, record.probed, record.note,
                                       record.target.id if record.target else record.target_id,
-                                      origins))
+                                      origins, record.reason))
         if record.target is not None:
             targets.append(record.target)
     _warn_unused_routes(found, request.sources)
@@ -102,11 +102,17 @@ def _warn_unused_routes(found: Sequence[Endpoint],
 @dataclass(frozen=True)
 class _Decision:
     note: str
+    reason: str
+    """An `ENDPOINT_REASONS` key: how the endpoint is probed, or why not."""
     probed: bool = False
     target: Target | None = None
     """The new TLS target, when the endpoint is probed in this scan's second phase."""
     target_id: str | None = None
     """The configured target that already probes the endpoint."""
+
+    def __post_init__(self) -> None:
+        if self.reason not in ENDPOINT_REASONS:
+            raise ValueError(f"unknown endpoint reason {self.reason!r}")
 
 
 def _configured(targets: Sequence[Target]) -> dict[tuple[str, int], str]:
@@ -126,47 +132,49 @@ def _decide(endpoint: Endpoint, request: ProbeRequest, configured: Mapping[tuple
     """Whether one endpoint is probed, and why not."""
     already = configured.get((endpoint.host.lower(), endpoint.port))
     if already is not None and request.tls_checks:
-        return _Decision(f"probed as the configured endpoint {already}", True,
+        return _Decision(f"probed as the configured endpoint {already}", "configured", True,
                          target_id=already)
     setting = request.sources.get(endpoint.source)
-    reason = _refusal(endpoint, setting, request)
-    if reason is not None or setting is None:
-        return _Decision(f"not probed: {reason}")
+    refusal = _refusal(endpoint, setting, request)
+    if refusal is not None or setting is None:
+        reason, words = refusal or ("off", "")
+        return _Decision(f"not probed: {words}", reason)
     used = budget.get(endpoint.source, 0)
     if used >= setting.max_endpoints:
         return _Decision(f"not probed: {endpoint.source} reached {PROBE_SETTING}.max_endpoints "
-                         f"({setting.max_endpoints})")
+                         f"({setting.max_endpoints})", "budget")
     budget[endpoint.source] = used + 1
     target = probe_target(endpoint, setting)
     config = target.config
     if isinstance(config, TlsEndpointConfig) and config.connect_to:
         return _Decision(f"probed through {config.connect_to} ({PROBE_SETTING}.connect_to)",
-                         True, target)
+                         "connect_to", True, target)
     if isinstance(config, TlsEndpointConfig) and config.zone == "external" and setting.ca_bundle:
         return _Decision(f"probed (external: verified against the Mozilla store; "
-                         f"{PROBE_SETTING}.ca_bundle serves internal endpoints)", True, target)
-    return _Decision("probed", True, target)
+                         f"{PROBE_SETTING}.ca_bundle serves internal endpoints)", "direct", True,
+                         target)
+    return _Decision("probed", "direct", True, target)
 
 
 def _refusal(endpoint: Endpoint, setting: ProbeEndpointsConfig | None,
-             request: ProbeRequest) -> str | None:
-    """Why an endpoint is not probed, or None when nothing stands in the way."""
+             request: ProbeRequest) -> tuple[str, str] | None:
+    """Why an endpoint is not probed (its `ENDPOINT_REASONS` key and words), or None."""
     if not endpoint.tls:
-        return "plaintext by configuration (judged by the configuration checks)"
+        return "plaintext", "plaintext by configuration (judged by the configuration checks)"
     if endpoint.unprobeable:
-        return endpoint.unprobeable
+        return "unprobeable", endpoint.unprobeable
     if setting is None:
-        return f"probing is off for {endpoint.source} (set {PROBE_SETTING})"
+        return "off", f"probing is off for {endpoint.source} (set {PROBE_SETTING})"
     if "*" in endpoint.host:
-        return "a wildcard host names no single endpoint"
+        return "wildcard", "a wildcard host names no single endpoint"
     host = endpoint.host.lower()
     if any(fnmatch.fnmatchcase(host, p.lower()) for p in setting.exclude) or not any(
             fnmatch.fnmatchcase(host, p.lower()) for p in setting.include):
-        return f"outside {PROBE_SETTING}.include and exclude of {endpoint.source}"
+        return "filtered", f"outside {PROBE_SETTING}.include and exclude of {endpoint.source}"
     if not request.tls_checks:
-        return "no TLS endpoint check is selected"
+        return "no_tls_check", "no TLS endpoint check is selected"
     if request.interrupted:
-        return INTERRUPTED
+        return "interrupted", INTERRUPTED
     return None
 
 

@@ -312,6 +312,23 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
+ENDPOINT_REASONS: Mapping[str, str] = {
+    "direct": "directly",
+    "connect_to": "through probe_endpoints.connect_to",
+    "configured": "as a configured TLS endpoint",
+    "plaintext": "plaintext by configuration (judged by the configuration checks)",
+    "unprobeable": "a protocol whose TLS negotiation the prober does not speak",
+    "off": "probing is off for its source (set probe_endpoints)",
+    "budget": "beyond its source's probe_endpoints.max_endpoints",
+    "filtered": "outside probe_endpoints.include and exclude",
+    "wildcard": "a wildcard host names no single endpoint",
+    "no_tls_check": "no TLS endpoint check is selected",
+    "interrupted": "the scan was interrupted before its probing phase",
+}
+"""`EndpointRecord.reason` keys, and the class a report counts each under. An unprobeable
+endpoint is counted under its discovering check's own words instead."""
+
+
 @dataclass(frozen=True)
 class EndpointRecord:
     """
@@ -325,6 +342,9 @@ class EndpointRecord:
     note: str
     target: str | None = None
     origins: tuple[str, ...] = ()
+    reason: str = ""
+    """What the note says, as a stable key of `ENDPOINT_REASONS`: how it was
+    probed, or why not; empty in documents written before it existed."""
 
 
 class FindingBuilder(Generic[T]):

@@ -186,7 +186,8 @@ def _targets_from_json(items: Iterable[Mapping[str, Any]]) -> tuple[TargetSummar
 def _endpoint_from_json(e: Mapping[str, Any]) -> EndpointRecord:
     return EndpointRecord(
         endpoint=Endpoint(**e["endpoint"]), probed=bool(e["probed"]), note=e["note"],
-        target=e.get("target"), origins=tuple(e.get("origins") or ()))
+        target=e.get("target"), origins=tuple(e.get("origins") or ()),
+        reason=e.get("reason") or "")
 
 
 def _waiver_from_json(w: Mapping[str, Any]) -> WaiverUse:

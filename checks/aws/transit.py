@@ -23,6 +23,7 @@ and offers no endpoint.
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Literal, TypeVar
@@ -231,6 +232,22 @@ def judge_regional(make: FindingBuilder[Any], obs: Regional[T], prefix: str, wha
                                   evidence={"region": region.region, "count": len(region.items)})]
         findings += judged
     return findings
+
+
+class RegionalCheck(Check[Regional[T]]):
+    """
+    Base of the checks that judge one memoised listing per scanned region: subclasses say
+    which listing (`read`); the regions are expanded, and each read shared, here.
+    """
+
+    @abstractmethod
+    def read(self, account: Account, region: str) -> Fact[tuple[T, ...]]:
+        """The region's items this check judges (memoised, so checks share one read)."""
+
+    def collect(self, ctx: CheckContext, target: Target) -> Regional[T]:
+        """`read` over every scanned region of the account."""
+        account = Account.of(ctx, target)
+        return collect_regional(account, lambda region: self.read(account, region))
 
 
 def endpoint_evidence(*endpoints: str) -> dict[str, EvidenceValue]:
@@ -728,7 +745,7 @@ ELB_OPERATIONS = (
 )
 
 
-class ElbTlsPolicy(Check[Regional[LoadBalancer]]):
+class ElbTlsPolicy(RegionalCheck[LoadBalancer]):
     """
     Every load balancer listener that terminates TLS uses a security policy that refuses
     TLS 1.0 and 1.1.
@@ -750,10 +767,9 @@ class ElbTlsPolicy(Check[Regional[LoadBalancer]]):
         "Balancer.",
         *ELB_OPERATIONS)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[LoadBalancer]:
+    def read(self, account: Account, region: str) -> Fact[tuple[LoadBalancer, ...]]:
         """List each region's load balancers and listeners, resolving their policies."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: load_balancers(account, region))
+        return load_balancers(account, region)
 
     def evaluate(self, obs: Regional[LoadBalancer], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -809,7 +825,7 @@ def _judge_policy(make: FindingBuilder[Any], listener: ElbListener) -> Finding:
     return make.make(status, listener.resource, reason, evidence=evidence)
 
 
-class ElbPlaintextListeners(Check[Regional[LoadBalancer]]):
+class ElbPlaintextListeners(RegionalCheck[LoadBalancer]):
     """
     No load balancer listener serves plaintext HTTP: every HTTP listener redirects to HTTPS.
     """
@@ -828,10 +844,9 @@ class ElbPlaintextListeners(Check[Regional[LoadBalancer]]):
         "TLS listener or make sure the service itself speaks TLS.",
         *ELB_OPERATIONS)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[LoadBalancer]:
+    def read(self, account: Account, region: str) -> Fact[tuple[LoadBalancer, ...]]:
         """List each region's load balancers and listeners (shared with the policy check)."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: load_balancers(account, region))
+        return load_balancers(account, region)
 
     def evaluate(self, obs: Regional[LoadBalancer], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -935,7 +950,7 @@ def target_hops(account: Account, region: str) -> Fact[tuple[TargetHop, ...]]:
     return account.once(("elb.target_hops", region), compute)
 
 
-class ElbTargetProtocol(Check[Regional[TargetHop]]):
+class ElbTargetProtocol(RegionalCheck[TargetHop]):
     """
     Load balancers reach their targets over TLS: no target group (or classic backend) uses HTTP.
     """
@@ -954,10 +969,9 @@ class ElbTargetProtocol(Check[Regional[TargetHop]]):
         Operation(System.AWS, ELB_TARGET_GROUPS, "list target groups and their protocols"),
         *ELB_OPERATIONS)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[TargetHop]:
+    def read(self, account: Account, region: str) -> Fact[tuple[TargetHop, ...]]:
         """List each region's target groups and the listeners that feed them."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: target_hops(account, region))
+        return target_hops(account, region)
 
     def evaluate(self, obs: Regional[TargetHop], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1139,7 +1153,15 @@ def _judge_distributions(make: FindingBuilder[Any], found: Fact[tuple[Distributi
     return [judge(d) for d in found]
 
 
-class CloudFrontViewerTls(Check[Fact[tuple[Distribution, ...]]]):
+class DistributionCheck(Check[Fact[tuple[Distribution, ...]]]):
+    """Base of the CloudFront checks: they judge the one memoised listing of distributions."""
+
+    def collect(self, ctx: CheckContext, target: Target) -> Fact[tuple[Distribution, ...]]:
+        """List the account's distributions (once per scan, shared)."""
+        return distributions(Account.of(ctx, target))
+
+
+class CloudFrontViewerTls(DistributionCheck):
     """
     CloudFront distributions serve viewers over TLS 1.2 or later only, with their own
     certificate, and never over plaintext HTTP.
@@ -1157,10 +1179,6 @@ class CloudFrontViewerTls(Check[Fact[tuple[Distribution, ...]]]):
         "TLSv1.2_2021 or later, and set every cache behavior's viewer protocol policy to "
         "redirect-to-https or https-only.",
         CLOUDFRONT_OPERATION)
-
-    def collect(self, ctx: CheckContext, target: Target) -> Fact[tuple[Distribution, ...]]:
-        """List the account's distributions."""
-        return distributions(Account.of(ctx, target))
 
     def evaluate(self, obs: Fact[tuple[Distribution, ...]], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1190,7 +1208,7 @@ def _judge_viewer(make: FindingBuilder[Any], dist: Distribution) -> Finding:
     return settings_finding(make, dist.resource, judged, evidence, f"Distribution {dist.domain}")
 
 
-class CloudFrontOriginTls(Check[Fact[tuple[Distribution, ...]]]):
+class CloudFrontOriginTls(DistributionCheck):
     """
     CloudFront reaches every origin over HTTPS with TLS 1.2 or later.
     """
@@ -1207,10 +1225,6 @@ class CloudFrontOriginTls(Check[Fact[tuple[Distribution, ...]]]):
         "Set each custom origin's protocol policy to https-only with origin SSL protocols "
         "TLSv1.2 only, and make the origin serve a certificate CloudFront can verify.",
         CLOUDFRONT_OPERATION)
-
-    def collect(self, ctx: CheckContext, target: Target) -> Fact[tuple[Distribution, ...]]:
-        """List the account's distributions (shared with the viewer check)."""
-        return distributions(Account.of(ctx, target))
 
     def evaluate(self, obs: Fact[tuple[Distribution, ...]], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1341,7 +1355,7 @@ def custom_domains(account: Account, region: str) -> Fact[tuple[CustomDomain, ..
     return account.once(("apigateway.domains", region), compute)
 
 
-class ApiGatewayDomainTls(Check[Regional[CustomDomain]]):
+class ApiGatewayDomainTls(RegionalCheck[CustomDomain]):
     """
     Every API Gateway custom domain uses a security policy with TLS 1.2 as its minimum.
     """
@@ -1359,10 +1373,9 @@ class ApiGatewayDomainTls(Check[Regional[CustomDomain]]):
                   "read custom domain names (GET /domainnames in both API Gateway APIs)"),
         REGIONS_OPERATION)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[CustomDomain]:
+    def read(self, account: Account, region: str) -> Fact[tuple[CustomDomain, ...]]:
         """List each region's custom domains."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: custom_domains(account, region))
+        return custom_domains(account, region)
 
     def evaluate(self, obs: Regional[CustomDomain], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1647,7 +1660,7 @@ def db_endpoints(account: Account, region: str) -> Fact[tuple[DbEndpoint, ...]]:
     return account.once(("rds.endpoints", region), compute)
 
 
-class RdsTransportTls(Check[Regional[DbEndpoint]]):
+class RdsTransportTls(RegionalCheck[DbEndpoint]):
     """
     Every RDS and Aurora database refuses plaintext connections and TLS below 1.2.
     """
@@ -1680,10 +1693,9 @@ class RdsTransportTls(Check[Regional[DbEndpoint]]):
                   "engine defaults of unset cluster parameters"),
         REGIONS_OPERATION)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[DbEndpoint]:
+    def read(self, account: Account, region: str) -> Fact[tuple[DbEndpoint, ...]]:
         """List each region's databases and resolve their transport parameters."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: db_endpoints(account, region))
+        return db_endpoints(account, region)
 
     def evaluate(self, obs: Regional[DbEndpoint], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1810,7 +1822,7 @@ def caches(account: Account, region: str) -> Fact[tuple[Cache, ...]]:
     return account.once(("elasticache.caches", region), compute)
 
 
-class ElastiCacheTransitEncryption(Check[Regional[Cache]]):
+class ElastiCacheTransitEncryption(RegionalCheck[Cache]):
     """
     Every ElastiCache replication group and cache cluster requires encryption in transit.
     """
@@ -1830,10 +1842,9 @@ class ElastiCacheTransitEncryption(Check[Regional[Cache]]):
         Operation(System.AWS, ELASTICACHE_CLUSTERS, "list cache clusters"),
         REGIONS_OPERATION)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[Cache]:
+    def read(self, account: Account, region: str) -> Fact[tuple[Cache, ...]]:
         """List each region's replication groups and cache clusters."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: caches(account, region))
+        return caches(account, region)
 
     def evaluate(self, obs: Regional[Cache], target: Target,
                  policy: Policy) -> Sequence[Finding]:
@@ -1916,7 +1927,7 @@ def search_domains(account: Account, region: str) -> Fact[tuple[SearchDomain, ..
     return account.once(("opensearch.domains", region), compute)
 
 
-class OpenSearchTransit(Check[Regional[SearchDomain]]):
+class OpenSearchTransit(RegionalCheck[SearchDomain]):
     """
     Every OpenSearch domain enforces HTTPS with TLS 1.2 or later and encrypts node-to-node
     traffic.
@@ -1937,10 +1948,9 @@ class OpenSearchTransit(Check[Regional[SearchDomain]]):
         Operation(System.AWS, OPENSEARCH_DOMAINS, "read domain endpoint and encryption options"),
         REGIONS_OPERATION)
 
-    def collect(self, ctx: CheckContext, target: Target) -> Regional[SearchDomain]:
+    def read(self, account: Account, region: str) -> Fact[tuple[SearchDomain, ...]]:
         """List and describe each region's domains."""
-        account = Account.of(ctx, target)
-        return collect_regional(account, lambda region: search_domains(account, region))
+        return search_domains(account, region)
 
     def evaluate(self, obs: Regional[SearchDomain], target: Target,
                  policy: Policy) -> Sequence[Finding]:

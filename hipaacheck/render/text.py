@@ -35,16 +35,15 @@ def print_summary(result: ScanResult, console: Console, *, limit: int = 25) -> N
                       *(str(section.counts[s]) for s in view.statuses))
     table.add_row("all", "", *(str(view.counts[s]) for s in view.statuses), style="bold")
     console.print(table)
-    if result.endpoints:
-        probed = sum(r.probed for r in result.endpoints)
-        hint = ""
-        if not probed:
-            notes = " ".join(r.note for r in result.endpoints)
-            hint = (" (no TLS endpoint check was selected)" if "no TLS endpoint check" in notes
-                    else " (the scan was interrupted first)" if "interrupted" in notes
-                    else " (set probe_endpoints on a source to probe its endpoints)")
-        console.print(f"Endpoints found in control planes: {len(result.endpoints)}; "
-                      f"probed live: {probed}{hint}")
+    endpoints = view.endpoints
+    if endpoints.found:
+        reasons = {r.reason for r in result.endpoints}
+        hint = "" if endpoints.probed else (
+            " (no TLS endpoint check was selected)" if "no_tls_check" in reasons
+            else " (the scan was interrupted first)" if "interrupted" in reasons
+            else " (set probe_endpoints on a source to probe its endpoints)")
+        console.print(f"Endpoints found in control planes: {endpoints.found}; "
+                      f"probed live: {endpoints.probed}{hint}")
     groups = [g for section in view.sections for g in section.groups
               if g.status is not Status.PASS]
     for group in groups[:limit]:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from hipaacheck.exitcodes import verdict
 from hipaacheck.model import (
+    ENDPOINT_REASONS,
     CheckMeta,
     EndpointRecord,
     EvidenceValue,
@@ -64,28 +65,6 @@ NO_FINDING = "no finding recorded"
 """What the Discovered endpoints table says of a probed endpoint whose target has no finding."""
 
 _NOT_PROBED = "not probed: "
-ENDPOINT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^probed$"), "directly"),
-    (re.compile(r"^probed through .*\(probe_endpoints\.connect_to\)$"),
-     "through probe_endpoints.connect_to"),
-    (re.compile(r"^probed as the configured endpoint "), "as a configured TLS endpoint"),
-    (re.compile(r"^not probed: plaintext by configuration"),
-     "plaintext by configuration (judged by the configuration checks)"),
-    (re.compile(r"^not probed: probing is off for "),
-     "probing is off for its source (set probe_endpoints)"),
-    (re.compile(r"^not probed: .+ reached probe_endpoints\.max_endpoints "),
-     "beyond its source's probe_endpoints.max_endpoints"),
-    (re.compile(r"^not probed: outside probe_endpoints\.include and exclude"),
-     "outside probe_endpoints.include and exclude"),
-    (re.compile(r"^not probed: a wildcard host"), "a wildcard host names no single endpoint"),
-    (re.compile(r"^not probed: no TLS endpoint check is selected"),
-     "no TLS endpoint check is selected"),
-    (re.compile(r"^not probed: the scan was interrupted"),
-     "the scan was interrupted before its probing phase"),
-)
-"""The notes of `hipaacheck.discovery.plan_probes`, and the class each is counted under: how an
-endpoint was probed, or why it was not. A note none of them matches is counted under its own
-words."""
 
 SYSTEM_METHODS: dict[System, tuple[str, str]] = {
     System.TLS: ("TLS endpoints", (
@@ -815,17 +794,14 @@ def _retention(findings: Iterable[Finding]) -> RetentionMap:
 
 def endpoint_reason(record: EndpointRecord) -> str:
     """
-    The class of what became of one endpoint, its note without the names in it: how it was
-    probed (`directly`), or why it was not (`probing is off for its source ...`).
-
-    A note of a form `ENDPOINT_REASONS` does not know (an endpoint the prober cannot observe, in
-    the discovering check's words) is its own class.
+    The class of what became of one endpoint, from its reason key: how it was probed
+    (`directly`), or why it was not (`probing is off for its source ...`). An unprobeable one,
+    or one from a document without reason keys, is counted under its note's own words.
     """
-    for pattern, label in ENDPOINT_REASONS:
-        if pattern.match(record.note):
-            return label
+    if record.reason in ENDPOINT_REASONS and record.reason != "unprobeable":
+        return ENDPOINT_REASONS[record.reason]
     if record.probed:
-        return "directly"
+        return ENDPOINT_REASONS["direct"]
     return clip(record.note.removeprefix(_NOT_PROBED) or "not probed", 120)
 
 

@@ -178,18 +178,20 @@ def endpoint_records() -> tuple[EndpointRecord, ...]:
     ep01 = _endpoint("ep-01", 443, "aws:lab", "API Gateway domain", "ep-01")
     return (
         EndpointRecord(portal, True, "probed", "tls:ep-00",
-                       ("aws:lab ELBv2 listener app/portal/0f1e",)),
+                       ("aws:lab ELBv2 listener app/portal/0f1e",), "direct"),
         EndpointRecord(legacy, True, "probed", "tls:ep-08",
                        ("aws:lab CloudFront distribution E2LEGACY",
-                        "aws:lab ELBv2 listener app/legacy/19cd")),
+                        "aws:lab ELBv2 listener app/legacy/19cd"), "direct"),
         EndpointRecord(api, True, "probed through 127.0.0.1:8443 (probe_endpoints.connect_to)",
-                       "tls:ep-11", ("aws:lab ELBv2 listener app/api/77aa",)),
+                       "tls:ep-11", ("aws:lab ELBv2 listener app/api/77aa",), "connect_to"),
         EndpointRecord(web, False, "not probed: probing is off for k8s:lab (set probe_endpoints)",
-                       None, ("k8s:lab Ingress host clinic/web",)),
+                       None, ("k8s:lab Ingress host clinic/web",), "off"),
         EndpointRecord(status, False, "not probed: plaintext by configuration (judged by the "
-                       "configuration checks)", None, ("aws:lab ELBv2 listener app/portal/0f1e",)),
+                       "configuration checks)", None, ("aws:lab ELBv2 listener app/portal/0f1e",),
+                       "plaintext"),
         EndpointRecord(ep01, True, "probed as the configured endpoint tls:ep-01", "tls:ep-01",
-                       ("aws:lab API Gateway domain ep-01", "k8s:lab Ingress host clinic/ep-01")),
+                       ("aws:lab API Gateway domain ep-01", "k8s:lab Ingress host clinic/ep-01"),
+                       "configured"),
     )
 
 
